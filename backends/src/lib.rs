@@ -1,0 +1,268 @@
+//! Real TLS servers behind one trait, and the connection log that is the project's source of truth.
+//!
+//! A [`TlsBackend`] turns a [`ServerSpec`] into an [`Acceptor`] — the library's configured server
+//! context — and [`start`] wraps any acceptor in the same loopback listener, the same HTTP/1.1
+//! responder and the same [`ConnectionLog`]. Only the handshake, record I/O and the reading of
+//! *why* a connection failed differ between libraries; that is exactly what the trait hides.
+
+mod http;
+mod iana;
+pub mod log;
+pub mod mbedtls_backend;
+pub mod openssl_backend;
+pub mod record;
+pub mod rustls_backend;
+mod server;
+
+use std::fmt;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::http::PAGE_TITLE;
+pub use crate::log::ConnectionLog;
+pub use crate::record::{AlertLevel, Cause, ConnectionRecord, Outcome, SessionInfo};
+pub use crate::server::{RunningServer, start};
+
+/// A TLS server library.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendName {
+    /// rustls (ring provider).
+    Rustls,
+    /// The system OpenSSL through the `openssl` crate.
+    Openssl,
+    /// Mbed TLS 3.6.x through a C shim.
+    Mbedtls,
+}
+
+impl BackendName {
+    /// Every backend, in report order.
+    pub const ALL: [Self; 3] = [Self::Rustls, Self::Openssl, Self::Mbedtls];
+
+    /// The name used on the command line, in scenarios and in results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rustls => "rustls",
+            Self::Openssl => "openssl",
+            Self::Mbedtls => "mbedtls",
+        }
+    }
+
+    /// The backend implementation for this name.
+    pub fn backend(self) -> Box<dyn TlsBackend> {
+        match self {
+            Self::Rustls => Box::new(rustls_backend::RustlsBackend),
+            Self::Openssl => Box::new(openssl_backend::OpensslBackend),
+            Self::Mbedtls => Box::new(mbedtls_backend::MbedtlsBackend),
+        }
+    }
+}
+
+impl fmt::Display for BackendName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A TLS protocol version a server can be pinned to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    #[serde(rename = "1.2")]
+    Tls12,
+    /// TLS 1.3.
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+impl TlsVersion {
+    /// Both versions, oldest first.
+    pub const ALL: [Self; 2] = [Self::Tls12, Self::Tls13];
+
+    /// `1.2` or `1.3`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tls12 => "1.2",
+            Self::Tls13 => "1.3",
+        }
+    }
+}
+
+impl fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which versions a server accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TlsPin {
+    /// Only this version; a client that cannot speak it is rejected.
+    Only(TlsVersion),
+    /// TLS 1.2 and 1.3, the library's usual server.
+    Both,
+}
+
+impl TlsPin {
+    /// The lowest accepted version.
+    pub fn min(self) -> TlsVersion {
+        match self {
+            Self::Only(v) => v,
+            Self::Both => TlsVersion::Tls12,
+        }
+    }
+    /// The highest accepted version.
+    pub fn max(self) -> TlsVersion {
+        match self {
+            Self::Only(v) => v,
+            Self::Both => TlsVersion::Tls13,
+        }
+    }
+}
+
+/// What the server does after answering a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectionPolicy {
+    /// Keep the connection open for further requests (HTTP/1.1 default).
+    KeepAlive,
+    /// `Connection: close` and close after every response, like Mbed TLS's `ssl_server` and
+    /// `openssl s_server -www`: every later request needs a new handshake.
+    Close,
+}
+
+impl ConnectionPolicy {
+    /// `keep-alive` or `close`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::KeepAlive => "keep-alive",
+            Self::Close => "close",
+        }
+    }
+}
+
+/// Everything a backend needs to start a server.
+#[derive(Clone, Debug)]
+pub struct ServerSpec {
+    /// Leaf certificate first, then intermediates/CA, PEM.
+    pub chain_pem: String,
+    /// The leaf's private key, PEM.
+    pub key_pem: String,
+    /// Accepted TLS versions.
+    pub tls: TlsPin,
+    /// Keep-alive or close after each response.
+    pub connection: ConnectionPolicy,
+    /// Offer session resumption (tickets, session cache).
+    pub resumption: bool,
+    /// How long a handshake may take before the connection is recorded as `timeout`.
+    pub handshake_timeout: Duration,
+    /// How long a connection may wait for (the rest of) a request.
+    pub request_timeout: Duration,
+}
+
+impl ServerSpec {
+    /// A spec with the usual timeouts.
+    pub fn new(
+        chain_pem: String,
+        key_pem: String,
+        tls: TlsPin,
+        connection: ConnectionPolicy,
+    ) -> Self {
+        Self {
+            chain_pem,
+            key_pem,
+            tls,
+            connection,
+            resumption: false,
+            handshake_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Errors starting a server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The backend cannot do what the spec asks (e.g. a TLS version it was built without).
+    #[error("{backend} does not support {what}")]
+    Unsupported {
+        /// The backend.
+        backend: BackendName,
+        /// What it cannot do.
+        what: String,
+    },
+    /// The library refused the certificate, key or settings.
+    #[error("{backend} rejected the server configuration: {message}")]
+    Config {
+        /// The backend.
+        backend: BackendName,
+        /// The library's words.
+        message: String,
+    },
+    /// No loopback port could be bound.
+    #[error("failed to bind a loopback listener")]
+    Bind(#[source] std::io::Error),
+}
+
+/// One TLS server library. Implementations are stateless; all state lives in the acceptor.
+pub trait TlsBackend: Send + Sync {
+    /// Which library this is.
+    fn name(&self) -> BackendName;
+    /// The linked library's own version string, read at run time (e.g. `Mbed TLS 3.6.6`).
+    fn library_version(&self) -> String;
+    /// Whether a server can be pinned to `tls`; `Err` carries the reason.
+    fn supports(&self, tls: TlsVersion) -> Result<(), String>;
+    /// Builds the library's server context for `spec`.
+    fn acceptor(&self, spec: &ServerSpec) -> Result<Arc<dyn Acceptor>, BackendError>;
+    /// Starts a server on loopback (127.0.0.1 and ::1, one port) and returns it running.
+    fn start(&self, spec: ServerSpec) -> Result<RunningServer, BackendError> {
+        let acceptor = self.acceptor(&spec)?;
+        start(self.name(), acceptor, spec)
+    }
+}
+
+/// A configured server context that runs the server side of handshakes.
+pub trait Acceptor: Send + Sync {
+    /// Runs one handshake on `tcp`, blocking (the socket's read timeout bounds it).
+    ///
+    /// On failure, the [`Cause`] says why and `backend_code` keeps the library's own code.
+    fn accept(&self, tcp: TcpStream) -> Result<Box<dyn TlsSession>, HandshakeFailure>;
+}
+
+/// Why a handshake failed.
+#[derive(Clone, Debug)]
+pub struct HandshakeFailure {
+    /// The normalised cause.
+    pub cause: Cause,
+    /// What the library reported, verbatim (e.g. `-0x7780 SSL - A fatal alert message was received`).
+    pub backend_code: Option<String>,
+}
+
+/// An established TLS connection.
+pub trait TlsSession: Send {
+    /// Reads application data. `Ok(0)` is an orderly close (close_notify).
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, HandshakeFailure>;
+    /// Writes all of `buf`.
+    fn write_all(&mut self, buf: &[u8]) -> Result<(), HandshakeFailure>;
+    /// What was negotiated.
+    fn info(&self) -> SessionInfo;
+    /// Sends close_notify, best effort.
+    fn close(&mut self);
+}
+
+/// Classifies an OS-level I/O error the same way for every backend.
+pub(crate) fn io_cause(err: &std::io::Error) -> Cause {
+    use std::io::ErrorKind::*;
+    match err.kind() {
+        ConnectionReset | ConnectionAborted | BrokenPipe => Cause::Reset,
+        UnexpectedEof => Cause::Eof,
+        WouldBlock | TimedOut => Cause::Timeout,
+        _ => Cause::Error {
+            message: err.to_string(),
+        },
+    }
+}

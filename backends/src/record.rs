@@ -1,0 +1,241 @@
+//! The connection record: exactly one per accepted TCP connection (DESIGN.md).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Alert level byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlertLevel {
+    /// 1.
+    Warning,
+    /// 2.
+    Fatal,
+    /// Anything else a broken peer might send.
+    Unknown,
+}
+
+impl AlertLevel {
+    /// From the wire byte.
+    pub fn from_byte(b: u8) -> Self {
+        match b {
+            1 => Self::Warning,
+            2 => Self::Fatal,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// RFC 8446 (and RFC 5246) name of an alert description, e.g. 46 → `certificate_unknown`.
+pub fn alert_name(code: u8) -> &'static str {
+    match code {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        21 => "decryption_failed",
+        22 => "record_overflow",
+        30 => "decompression_failure",
+        40 => "handshake_failure",
+        41 => "no_certificate",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        60 => "export_restriction",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        100 => "no_renegotiation",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        111 => "certificate_unobtainable",
+        112 => "unrecognized_name",
+        113 => "bad_certificate_status_response",
+        114 => "bad_certificate_hash_value",
+        115 => "unknown_psk_identity",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        121 => "ech_required",
+        _ => "unknown_alert",
+    }
+}
+
+/// Why a connection failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Cause {
+    /// The peer sent an alert.
+    Alert {
+        /// Warning or fatal.
+        level: AlertLevel,
+        /// The numeric description, e.g. 46.
+        code: u8,
+        /// Its RFC 8446 name, e.g. `certificate_unknown`.
+        description: String,
+    },
+    /// The peer reset the connection (RST), or the write side broke.
+    Reset,
+    /// The peer closed the TCP connection without an alert.
+    Eof,
+    /// Nothing arrived within the server's timeout.
+    Timeout,
+    /// Anything else the library reported.
+    Error {
+        /// The library's words.
+        message: String,
+    },
+}
+
+impl Cause {
+    /// An alert cause from the two wire bytes.
+    pub fn alert(level: u8, code: u8) -> Self {
+        Self::Alert {
+            level: AlertLevel::from_byte(level),
+            code,
+            description: alert_name(code).to_owned(),
+        }
+    }
+
+    /// Whether this is an orderly close_notify rather than a failure.
+    pub fn is_close_notify(&self) -> bool {
+        matches!(self, Self::Alert { code: 0, .. })
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Alert {
+                level,
+                code,
+                description,
+            } => {
+                let level = match level {
+                    AlertLevel::Warning => "warning",
+                    AlertLevel::Fatal => "fatal",
+                    AlertLevel::Unknown => "unknown",
+                };
+                write!(f, "alert({level}, {description} ({code}))")
+            }
+            Self::Reset => f.write_str("reset"),
+            Self::Eof => f.write_str("eof"),
+            Self::Timeout => f.write_str("timeout"),
+            Self::Error { message } => write!(f, "error({message})"),
+        }
+    }
+}
+
+/// The single fate of one TCP connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Handshake completed and at least one HTTP request was served.
+    Established {
+        /// Requests served on this connection (≥ 1).
+        requests: u32,
+    },
+    /// Handshake completed, closed without a request (typically a preconnect).
+    Idle,
+    /// The handshake failed.
+    Rejected {
+        /// Why.
+        cause: Cause,
+    },
+    /// Handshake completed, then a fatal alert or reset arrived before any request.
+    RejectedAfterHandshake {
+        /// Why.
+        cause: Cause,
+    },
+}
+
+impl Outcome {
+    /// Whether this counts as a failed handshake (DESIGN.md).
+    pub fn is_failed_handshake(&self) -> bool {
+        matches!(
+            self,
+            Self::Rejected { .. } | Self::RejectedAfterHandshake { .. }
+        )
+    }
+
+    /// The alert code, if the failure was an alert.
+    pub fn alert_code(&self) -> Option<u8> {
+        match self {
+            Self::Rejected {
+                cause: Cause::Alert { code, .. },
+            }
+            | Self::RejectedAfterHandshake {
+                cause: Cause::Alert { code, .. },
+            } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// A compact token for connection sequences: `ok(2)`, `idle`, `alert(46)`, `reset`, …;
+    /// failures after a completed handshake are prefixed with `late-`.
+    pub fn short(&self) -> String {
+        fn cause(c: &Cause) -> String {
+            match c {
+                Cause::Alert { code, .. } => format!("alert({code})"),
+                Cause::Reset => "reset".into(),
+                Cause::Eof => "eof".into(),
+                Cause::Timeout => "timeout".into(),
+                Cause::Error { .. } => "error".into(),
+            }
+        }
+        match self {
+            Self::Established { requests } => format!("ok({requests})"),
+            Self::Idle => "idle".into(),
+            Self::Rejected { cause: c } => cause(c),
+            Self::RejectedAfterHandshake { cause: c } => format!("late-{}", cause(c)),
+        }
+    }
+}
+
+/// What a completed handshake negotiated.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// `1.2` or `1.3` (or the library's own string for anything else).
+    pub version: Option<String>,
+    /// IANA cipher suite id, e.g. 0x1301.
+    pub cipher_suite_id: Option<u16>,
+    /// IANA cipher suite name, e.g. `TLS_AES_128_GCM_SHA256`.
+    pub cipher_suite: Option<String>,
+    /// The server name the client asked for.
+    pub sni: Option<String>,
+    /// The negotiated application protocol.
+    pub alpn: Option<String>,
+    /// Whether the session was resumed; `None` where the library cannot say.
+    pub resumed: Option<bool>,
+}
+
+/// One accepted TCP connection and its fate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionRecord {
+    /// Sequence number within one server, from 1, in accept order.
+    pub id: u64,
+    /// Accept time, microseconds since the Unix epoch.
+    pub accepted_at_us: u64,
+    /// When the connection was closed and recorded, microseconds since the Unix epoch.
+    pub closed_at_us: u64,
+    /// The client's address, `ip:port`.
+    pub client: String,
+    /// The client's port, for joining with client-side logs.
+    pub client_port: u16,
+    /// The listener's address the client reached (`127.0.0.1:…` or `[::1]:…`).
+    pub local: String,
+    /// What happened.
+    pub outcome: Outcome,
+    /// What the handshake negotiated (empty when it did not complete).
+    pub session: SessionInfo,
+    /// The library's own error code and words, when it reported one.
+    pub backend_code: Option<String>,
+}
