@@ -1,0 +1,12 @@
+//! handshake-matrix: how many TLS handshakes does each browser burn before it shows a page
+//! served with an untrusted certificate?
+//!
+//! The binary (`src/main.rs`) is a thin shell over this library:
+//! - [`scenario`] parses `scenarios/*.toml` strictly;
+//! - [`browser`] drives Chromium and Firefox through WebDriver, with every trust mode;
+//! - [`runner`] turns scenarios into cells and trials, runs them in parallel, and attributes
+//!   the server's connection records to steps;
+//! - [`cli`] is the command line.
+
+pub mod browser;
+pub mod process;
