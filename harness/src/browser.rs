@@ -82,10 +82,12 @@ impl TrustMode {
     /// `Err(reason)` when `browser` cannot do this.
     pub fn support(self, browser: BrowserKind) -> Result<(), String> {
         match (self, browser) {
-            (Self::IgnoreFlag | Self::SpkiPin | Self::DevtoolsIgnore, BrowserKind::Firefox) => Err(format!(
-                "{} is a Chromium mechanism; Firefox has no equivalent command-line flag or DevTools call",
-                self.as_str()
-            )),
+            (Self::IgnoreFlag | Self::SpkiPin | Self::DevtoolsIgnore, BrowserKind::Firefox) => {
+                Err(format!(
+                    "{} is a Chromium mechanism; Firefox has no equivalent command-line flag or DevTools call",
+                    self.as_str()
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -133,7 +135,7 @@ pub enum BrowserError {
         log: String,
     },
     /// The WebDriver session could not be created.
-    #[error("could not create a {browser} session: {source} (driver log: {log})")]
+    #[error("could not create a {browser} session (driver log: {log})")]
     Session {
         /// Which browser.
         browser: BrowserKind,
@@ -144,7 +146,7 @@ pub enum BrowserError {
         log: String,
     },
     /// A WebDriver command failed.
-    #[error("webdriver command `{what}` failed: {source}")]
+    #[error("webdriver command `{what}` failed")]
     Command {
         /// The command.
         what: &'static str,
@@ -192,12 +194,19 @@ pub enum Shown {
 }
 
 /// Resolves a binary from an explicit path or PATH.
-pub fn find_binary(explicit: Option<&Path>, names: &[&str], what: &'static str) -> Result<PathBuf, BrowserError> {
+pub fn find_binary(
+    explicit: Option<&Path>,
+    names: &[&str],
+    what: &'static str,
+) -> Result<PathBuf, BrowserError> {
     if let Some(p) = explicit {
         return if p.is_file() {
             Ok(p.to_owned())
         } else {
-            Err(BrowserError::Missing { what, path: p.display().to_string() })
+            Err(BrowserError::Missing {
+                what,
+                path: p.display().to_string(),
+            })
         };
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -213,7 +222,10 @@ pub fn find_binary(explicit: Option<&Path>, names: &[&str], what: &'static str) 
             }
         }
     }
-    Err(BrowserError::Missing { what, path: format!("{} on PATH", names.join(" or ")) })
+    Err(BrowserError::Missing {
+        what,
+        path: format!("{} on PATH", names.join(" or ")),
+    })
 }
 
 /// Reads `--version` of a binary: `Chromium 156.0.…`, `ChromeDriver 156.…`, `geckodriver 0.37.1`.
@@ -224,7 +236,11 @@ pub fn binary_version(path: &Path) -> Result<String, String> {
         .output()
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     // chromedriver appends its git revision in parentheses; keep the name and version.
     let line = line.split(" (").next().unwrap_or(line);
     if line.is_empty() {
@@ -259,6 +275,8 @@ pub struct BrowserSession {
     driver: DriverProcess,
     driver_url: String,
     session_id: String,
+    /// Removed when the session is dropped, after the driver is stopped.
+    _tmp: tempfile::TempDir,
 }
 
 const CHROMIUM_ARGS: &[&str] = &[
@@ -296,10 +314,19 @@ fn firefox_prefs(knobs: &Knobs) -> serde_json::Map<String, Value> {
         ("browser.safebrowsing.provider.mozilla.updateURL", json!("")),
         ("browser.safebrowsing.provider.google4.updateURL", json!("")),
         ("security.certerrors.mitm.priming.enabled", json!(false)),
-        ("security.certerrors.mitm.auto_enable_enterprise_roots", json!(false)),
+        (
+            "security.certerrors.mitm.auto_enable_enterprise_roots",
+            json!(false),
+        ),
         ("security.enterprise_roots.enabled", json!(false)),
-        ("security.remote_settings.crlite_filters.enabled", json!(false)),
-        ("security.remote_settings.intermediates.enabled", json!(false)),
+        (
+            "security.remote_settings.crlite_filters.enabled",
+            json!(false),
+        ),
+        (
+            "security.remote_settings.intermediates.enabled",
+            json!(false),
+        ),
         ("security.OCSP.enabled", json!(0)),
         ("services.settings.server", json!("http://127.0.0.1:9/")),
         ("datareporting.policy.dataSubmissionEnabled", json!(false)),
@@ -317,7 +344,10 @@ fn firefox_prefs(knobs: &Knobs) -> serde_json::Map<String, Value> {
         prefs.insert(k.into(), v);
     }
     if let Some(limit) = knobs.speculative_parallel_limit {
-        prefs.insert("network.http.speculative-parallel-limit".into(), json!(limit));
+        prefs.insert(
+            "network.http.speculative-parallel-limit".into(),
+            json!(limit),
+        );
     }
     prefs
 }
@@ -326,7 +356,10 @@ fn firefox_prefs(knobs: &Knobs) -> serde_json::Map<String, Value> {
 async fn nss_database(db_dir: &Path, plan: &SessionPlan<'_>) -> Result<(), BrowserError> {
     tokio::fs::create_dir_all(db_dir)
         .await
-        .map_err(|source| BrowserError::Io { what: format!("creating {}", db_dir.display()), source })?;
+        .map_err(|source| BrowserError::Io {
+            what: format!("creating {}", db_dir.display()),
+            source,
+        })?;
     let db = format!("sql:{}", db_dir.display());
     let run = |args: Vec<String>| async move {
         let out = tokio::process::Command::new("certutil")
@@ -338,14 +371,26 @@ async fn nss_database(db_dir: &Path, plan: &SessionPlan<'_>) -> Result<(), Brows
         if out.status.success() {
             Ok(())
         } else {
-            Err(BrowserError::Certutil(String::from_utf8_lossy(&out.stderr).trim().to_owned()))
+            Err(BrowserError::Certutil(
+                String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            ))
         }
     };
     if !db_dir.join("cert9.db").exists() {
-        run(vec!["-N".into(), "-d".into(), db.clone(), "--empty-password".into()]).await?;
+        run(vec![
+            "-N".into(),
+            "-d".into(),
+            db.clone(),
+            "--empty-password".into(),
+        ])
+        .await?;
     }
     // `C,,` trusts a CA to issue server certificates; `P,,` trusts a leaf as a peer.
-    let flags = if plan.cert.trust_anchor_is_ca { "C,," } else { "P,," };
+    let flags = if plan.cert.trust_anchor_is_ca {
+        "C,,"
+    } else {
+        "P,,"
+    };
     run(vec![
         "-A".into(),
         "-d".into(),
@@ -368,11 +413,21 @@ struct CdpExecute {
 }
 
 impl fantoccini::wd::WebDriverCompatibleCommand for CdpExecute {
-    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!("session/{}/goog/cdp/execute", session_id.unwrap_or_default()))
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
     }
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(json!({"cmd": self.method, "params": self.params}).to_string()))
+        (
+            http::Method::POST,
+            Some(json!({"cmd": self.method, "params": self.params}).to_string()),
+        )
     }
 }
 
@@ -398,7 +453,10 @@ impl BrowserSession {
         for d in [&home, &profile] {
             tokio::fs::create_dir_all(d)
                 .await
-                .map_err(|source| BrowserError::Io { what: format!("creating {}", d.display()), source })?;
+                .map_err(|source| BrowserError::Io {
+                    what: format!("creating {}", d.display()),
+                    source,
+                })?;
         }
         if plan.trust == TrustMode::TrustedCa {
             // Chromium reads $HOME/.pki/nssdb; Firefox reads the profile's own database.
@@ -417,10 +475,16 @@ impl BrowserSession {
             let path = profile.join("user.js");
             tokio::fs::write(&path, user_js)
                 .await
-                .map_err(|source| BrowserError::Io { what: format!("writing {}", path.display()), source })?;
+                .map_err(|source| BrowserError::Io {
+                    what: format!("writing {}", path.display()),
+                    source,
+                })?;
         }
 
-        let port = free_port().map_err(|source| BrowserError::Io { what: "finding a free port".into(), source })?;
+        let port = free_port().map_err(|source| BrowserError::Io {
+            what: "finding a free port".into(),
+            source,
+        })?;
         let log = plan.dir.join(match plan.kind {
             BrowserKind::Chromium => "chromedriver.log",
             BrowserKind::Firefox => "geckodriver.log",
@@ -428,22 +492,48 @@ impl BrowserSession {
         let (driver_name, args): (&'static str, Vec<String>) = match plan.kind {
             BrowserKind::Chromium => (
                 "chromedriver",
-                vec![format!("--port={port}"), "--allowed-ips=127.0.0.1".into(), format!("--log-path={}", log.display())],
+                vec![
+                    format!("--port={port}"),
+                    "--allowed-ips=127.0.0.1".into(),
+                    "--enable-chrome-logs".into(),
+                    format!("--log-path={}", log.display()),
+                ],
             ),
             BrowserKind::Firefox => (
                 "geckodriver",
-                vec!["--host".into(), "127.0.0.1".into(), "--port".into(), port.to_string(), "--log".into(), "info".into()],
+                vec![
+                    "--host".into(),
+                    "127.0.0.1".into(),
+                    "--port".into(),
+                    port.to_string(),
+                    "--log".into(),
+                    "info".into(),
+                ],
             ),
         };
+        // A short TMPDIR of its own: Chromium's singleton socket path must fit in 108 bytes,
+        // which a temporary folder inside a deep run folder does not.
+        let tmp = tempfile::Builder::new()
+            .prefix("hm-")
+            .tempdir()
+            .map_err(|source| BrowserError::Io {
+                what: "creating a temporary folder".into(),
+                source,
+            })?;
         let env = [
             ("HOME", home.clone()),
             ("XDG_CONFIG_HOME", home.join(".config")),
             ("XDG_CACHE_HOME", home.join(".cache")),
-            ("TMPDIR", plan.dir.to_owned()),
+            ("TMPDIR", tmp.path().to_owned()),
         ];
-        let driver = DriverProcess::spawn(driver_name, &plan.binaries.driver, &args, &env, &log, port)
-            .await
-            .map_err(|reason| BrowserError::DriverStart { driver: driver_name, reason, log: log.display().to_string() })?;
+        let driver =
+            DriverProcess::spawn(driver_name, &plan.binaries.driver, &args, &env, &log, port)
+                .await
+                .map_err(|reason| BrowserError::DriverStart {
+                    driver: driver_name,
+                    reason,
+                    log: log.display().to_string(),
+                })?;
 
         let caps = capabilities(plan, &profile);
         let driver_url = format!("http://127.0.0.1:{port}");
@@ -451,13 +541,31 @@ impl BrowserSession {
             .capabilities(caps)
             .connect(&driver_url)
             .await
-            .map_err(|source| BrowserError::Session { browser: plan.kind, source, log: log.display().to_string() })?;
-        let session_id = client.session_id().await.map_err(cmd("session id"))?.unwrap_or_default();
-        let session = Self { kind: plan.kind, client: Some(client), driver, driver_url, session_id };
+            .map_err(|source| BrowserError::Session {
+                browser: plan.kind,
+                source,
+                log: log.display().to_string(),
+            })?;
+        let session_id = client
+            .session_id()
+            .await
+            .map_err(cmd("session id"))?
+            .unwrap_or_default();
+        let session = Self {
+            kind: plan.kind,
+            client: Some(client),
+            driver,
+            driver_url,
+            session_id,
+            _tmp: tmp,
+        };
         if plan.trust == TrustMode::DevtoolsIgnore {
             session
                 .client()
-                .issue_cmd(CdpExecute { method: "Security.setIgnoreCertificateErrors", params: json!({"ignore": true}) })
+                .issue_cmd(CdpExecute {
+                    method: "Security.setIgnoreCertificateErrors",
+                    params: json!({"ignore": true}),
+                })
                 .await
                 .map_err(cmd("Security.setIgnoreCertificateErrors"))?;
         }
@@ -480,7 +588,12 @@ impl BrowserSession {
             // geckodriver answers a navigation to an untrusted certificate with this error;
             // the warning page is nevertheless what the user sees.
             Err(e) if e.is_insecure_certificate() => {}
-            Err(e) => return Err(BrowserError::Command { what: "navigate", source: e }),
+            Err(e) => {
+                return Err(BrowserError::Command {
+                    what: "navigate",
+                    source: e,
+                });
+            }
         }
         self.shown().await
     }
@@ -492,8 +605,16 @@ impl BrowserSession {
             return Ok(Shown::Page);
         }
         let url = self.client().current_url().await.map_err(cmd("get url"))?;
-        let code = self.client().execute(ERROR_CODE_SCRIPT, vec![]).await.map_err(cmd("read error code"))?;
-        let code = code.as_str().unwrap_or_default().trim_start_matches("NET::").to_owned();
+        let code = self
+            .client()
+            .execute(ERROR_CODE_SCRIPT, vec![])
+            .await
+            .map_err(cmd("read error code"))?;
+        let code = code
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches("NET::")
+            .to_owned();
         let is_cert_error = url.as_str().starts_with("about:certerror")
             || code.contains("CERT")
             || code.starts_with("MOZILLA_PKIX")
@@ -502,7 +623,9 @@ impl BrowserSession {
         if is_cert_error {
             Ok(Shown::Warning { code })
         } else {
-            Ok(Shown::Other { detail: format!("title {title:?} at {url} {code}").trim().to_owned() })
+            Ok(Shown::Other {
+                detail: format!("title {title:?} at {url} {code}").trim().to_owned(),
+            })
         }
     }
 
@@ -511,33 +634,54 @@ impl BrowserSession {
         let c = self.client();
         match self.kind {
             BrowserKind::Chromium => {
-                c.find(Locator::Css("#details-button")).await.map_err(cmd("find #details-button"))?.click().await.map_err(cmd("click #details-button"))?;
-                c.find(Locator::Css("#proceed-link")).await.map_err(cmd("find #proceed-link"))?.click().await.map_err(cmd("click #proceed-link"))?;
+                c.find(Locator::Css("#details-button"))
+                    .await
+                    .map_err(cmd("find #details-button"))?
+                    .click()
+                    .await
+                    .map_err(cmd("click #details-button"))?;
+                c.find(Locator::Css("#proceed-link"))
+                    .await
+                    .map_err(cmd("find #proceed-link"))?
+                    .click()
+                    .await
+                    .map_err(cmd("click #proceed-link"))?;
             }
             BrowserKind::Firefox => {
                 // Firefox's error page keeps its buttons (`moz-button` elements) in the
                 // `net-error-card` shadow root. A WebDriver pointer click on them does nothing in
                 // headless Firefox ESR 153 (observed), so the button's own click() is invoked,
                 // which runs the same handler a user's click runs.
-                for id in ["advanced-button", "exception-button"] {
-                    let script = format!(
-                        "const card = document.querySelector('net-error-card'); \
-                         const b = card && card.shadowRoot && card.shadowRoot.querySelector('#{id}'); \
-                         if (!b) return false; b.click(); return true;"
-                    );
-                    let mut clicked = false;
-                    // The exception button appears a moment after the advanced panel opens.
-                    for _ in 0..50 {
-                        let r = c.execute(&script, vec![]).await.map_err(cmd("click Firefox warning button"))?;
-                        if r.as_bool() == Some(true) {
-                            clicked = true;
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                // The exception button is wired up a moment after the advanced panel opens, and a
+                // click before that is silently ignored: click, and click again while the warning
+                // is still shown.
+                let script = "const card = document.querySelector('net-error-card'); \
+                     const root = card && card.shadowRoot; if (!root) return 'gone'; \
+                     const ex = root.querySelector('#exception-button'); \
+                     if (ex && ex.checkVisibility()) { ex.click(); return 'exception'; } \
+                     const adv = root.querySelector('#advanced-button'); \
+                     if (adv && !ex) { adv.click(); return 'advanced'; } return 'waiting';";
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+                loop {
+                    let step = c
+                        .execute(script, vec![])
+                        .await
+                        .map_err(cmd("click Firefox warning button"));
+                    let step = match step {
+                        Ok(v) => v.as_str().unwrap_or_default().to_owned(),
+                        // The page is navigating away: the click worked.
+                        Err(_) => "gone".into(),
+                    };
+                    if step == "gone" {
+                        break;
                     }
-                    if !clicked {
-                        return Err(BrowserError::Stuck(format!("Firefox's warning page has no #{id}")));
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(BrowserError::Stuck(format!(
+                            "Firefox's warning page did not proceed (last: {step})"
+                        )));
                     }
+                    let pause = if step == "exception" { 500 } else { 150 };
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
                 }
             }
         }
@@ -572,7 +716,10 @@ impl BrowserSession {
 
 fn capabilities(plan: &SessionPlan<'_>, profile: &Path) -> serde_json::Map<String, Value> {
     let mut caps = serde_json::Map::new();
-    caps.insert("acceptInsecureCerts".into(), json!(plan.trust == TrustMode::AcceptInsecure));
+    caps.insert(
+        "acceptInsecureCerts".into(),
+        json!(plan.trust == TrustMode::AcceptInsecure),
+    );
     caps.insert("pageLoadStrategy".into(), json!("normal"));
     match plan.kind {
         BrowserKind::Chromium => {
@@ -580,9 +727,10 @@ fn capabilities(plan: &SessionPlan<'_>, profile: &Path) -> serde_json::Map<Strin
             args.push(format!("--user-data-dir={}", profile.display()));
             match plan.trust {
                 TrustMode::IgnoreFlag => args.push("--ignore-certificate-errors".into()),
-                TrustMode::SpkiPin => {
-                    args.push(format!("--ignore-certificate-errors-spki-list={}", plan.cert.leaf_spki_sha256))
-                }
+                TrustMode::SpkiPin => args.push(format!(
+                    "--ignore-certificate-errors-spki-list={}",
+                    plan.cert.leaf_spki_sha256
+                )),
                 _ => {}
             }
             let mut options = json!({

@@ -9,4 +9,8 @@
 //! - [`cli`] is the command line.
 
 pub mod browser;
+pub mod cli;
 pub mod process;
+pub mod progress;
+pub mod runner;
+pub mod scenario;

@@ -14,7 +14,9 @@ use tokio::process::{Child, Command};
 
 /// A free loopback port (the OS picks it; the listener is closed before the driver binds it).
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
 }
 
 /// A running driver.
@@ -52,19 +54,29 @@ impl DriverProcess {
         for (k, v) in env {
             command.env(k, v);
         }
-        let mut child = command.spawn().map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
         let pgid = child.id().map(|p| p as i32);
         let sweep = log.parent().map(Path::to_path_buf).unwrap_or_default();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
-                return Ok(Self { child: Some(child), pgid, sweep });
+                return Ok(Self {
+                    child: Some(child),
+                    pgid,
+                    sweep,
+                });
             }
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(format!("{name} exited with {status} before listening"));
             }
             if tokio::time::Instant::now() >= deadline {
-                let mut me = Self { child: Some(child), pgid, sweep };
+                let mut me = Self {
+                    child: Some(child),
+                    pgid,
+                    sweep,
+                };
                 me.stop().await;
                 return Err(format!("{name} did not listen on port {port} within 20 s"));
             }
@@ -113,13 +125,23 @@ pub fn kill_processes_naming(dir: &Path) {
         return; // never sweep with a short, too general path
     }
     let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
         if pid as u32 == me {
             continue;
         }
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         if cmdline.windows(needle.len()).any(|w| w == needle) {
             // SAFETY: plain signal to a process we identified by its command line.
             unsafe { libc::kill(pid, libc::SIGKILL) };

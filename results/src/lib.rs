@@ -1,1 +1,380 @@
-//! Results.
+//! The results of a handshake-matrix run: a versioned, explicitly keyed model, the attribution
+//! of server connection records to steps, and renderers (terminal, Markdown, HTML, JUnit).
+//!
+//! Numbers mean what `DESIGN.md` says: *failed handshakes* are `rejected` and
+//! `rejected-after-handshake` records; *retries* are the failed handshakes of a step before its
+//! first `established` connection. A cell that was not measured carries no numbers at all.
+
+mod attribution;
+mod render;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use backends::ConnectionRecord;
+use serde::{Deserialize, Serialize};
+
+pub use crate::attribution::{StepWindow, attribute};
+pub use crate::render::{Format, render, write_all};
+
+/// Bumped whenever a field is added, removed or changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One run: its environment and every requested cell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunResults {
+    /// [`SCHEMA_VERSION`] of the writer.
+    pub schema_version: u32,
+    /// Where and how the run happened.
+    pub environment: Environment,
+    /// Every requested cell, in run order; unfinished cells are absent, not zero.
+    pub cells: Vec<CellResult>,
+    /// Cells requested in total (so a partial file says how partial it is).
+    pub cells_requested: usize,
+}
+
+/// Versions and circumstances of a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// The harness crate version.
+    pub harness_version: String,
+    /// `git describe --always --dirty` of the checkout, when available.
+    pub git_revision: Option<String>,
+    /// The exact command line.
+    pub command: Vec<String>,
+    /// `PRETTY_NAME` from /etc/os-release and the kernel release.
+    pub os: String,
+    /// RFC 3339 start time.
+    pub started_at: String,
+    /// RFC 3339 end time; absent while the run is in progress or was interrupted.
+    pub ended_at: Option<String>,
+    /// Per browser: its version and its driver's, or why it is unavailable.
+    pub browsers: BTreeMap<String, ToolVersions>,
+    /// Per backend: the linked library's own version string.
+    pub backends: BTreeMap<String, String>,
+}
+
+/// A browser and its driver.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolVersions {
+    /// e.g. `Chromium 156.0.8078.108`.
+    pub browser: Option<String>,
+    /// e.g. `ChromeDriver 156.0.8078.108`.
+    pub driver: Option<String>,
+    /// Why the browser cannot be used, if it cannot.
+    pub unavailable: Option<String>,
+}
+
+/// What identifies a cell.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellKey {
+    /// Scenario name (its file stem).
+    pub scenario: String,
+    /// `rustls`, `openssl`, `mbedtls`.
+    pub backend: String,
+    /// `chromium`, `firefox`.
+    pub browser: String,
+    /// `1.2`, `1.3`.
+    pub tls: String,
+}
+
+impl std::fmt::Display for CellKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} / {} / {} / TLS {}",
+            self.scenario, self.backend, self.browser, self.tls
+        )
+    }
+}
+
+/// Whether a cell was measured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum CellStatus {
+    /// Every trial ran.
+    Measured,
+    /// The combination cannot be run (e.g. a Chromium-only flag in Firefox).
+    Unsupported {
+        /// Why.
+        reason: String,
+    },
+    /// At least one trial failed to run; no numbers are reported for the cell.
+    Error {
+        /// What went wrong.
+        reason: String,
+        /// Where the logs are.
+        log: Option<String>,
+    },
+}
+
+/// One cell: scenario × backend × browser × TLS.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellResult {
+    /// The key.
+    pub key: CellKey,
+    /// The scenario's certificate kind.
+    pub cert: String,
+    /// The scenario's trust mode.
+    pub trust: String,
+    /// The server's connection policy.
+    pub connection: String,
+    /// Measured, unsupported or error.
+    pub status: CellStatus,
+    /// Per headline step: retries over the trials. Empty unless measured.
+    pub headline: Vec<HeadlineStep>,
+    /// Every trial, kept.
+    pub trials: Vec<TrialResult>,
+}
+
+/// min / median / max over trials.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spread {
+    /// Smallest.
+    pub min: u32,
+    /// Median (the lower middle value for an even count, so it is always an observed value).
+    pub median: u32,
+    /// Largest.
+    pub max: u32,
+}
+
+impl Spread {
+    /// The spread of `values`, or `None` when empty.
+    pub fn of(values: &[u32]) -> Option<Self> {
+        let mut v = values.to_vec();
+        v.sort_unstable();
+        Some(Self {
+            min: *v.first()?,
+            median: v[(v.len() - 1) / 2],
+            max: *v.last()?,
+        })
+    }
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.min == self.max {
+            write!(f, "{}", self.median)
+        } else {
+            write!(f, "{} ({}–{})", self.median, self.min, self.max)
+        }
+    }
+}
+
+/// The headline numbers of one step across the trials.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadlineStep {
+    /// Index of the step in the scenario.
+    pub step: usize,
+    /// `visit`, `proceed`, `revisit`.
+    pub action: String,
+    /// Retries before the page was shown; absent when no trial showed the page in this step.
+    pub retries: Option<Spread>,
+    /// All failed handshakes of the step.
+    pub failed_handshakes: Spread,
+    /// Trials in which this step did not show the page.
+    pub trials_without_page: usize,
+}
+
+/// One trial: a fresh browser against a fresh server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrialResult {
+    /// 1-based.
+    pub index: usize,
+    /// `None` when the trial ran; the reason when it did not.
+    pub error: Option<String>,
+    /// The trial's folder (connection log, driver logs), relative to the run folder.
+    pub log_dir: String,
+    /// Per step, in order.
+    pub steps: Vec<StepResult>,
+    /// Connections whose accept time fell in no step window (should be none).
+    pub unattributed: Vec<u64>,
+    /// Wall time of the trial, milliseconds.
+    pub wall_ms: u64,
+}
+
+/// One step of one trial.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepResult {
+    /// `visit`, `proceed`, `revisit`.
+    pub action: String,
+    /// What the browser showed: `page`, `warning ERR_…`, or other.
+    pub shown: String,
+    /// Whether the server's page was shown.
+    pub page_shown: bool,
+    /// Step start, µs since the Unix epoch.
+    pub started_at_us: u64,
+    /// Step settled, µs since the Unix epoch.
+    pub settled_at_us: u64,
+    /// `rejected` + `rejected-after-handshake` records.
+    pub failed_handshakes: u32,
+    /// Failed handshakes before the first established connection; `None` without one.
+    pub retries: Option<u32>,
+    /// Idle connections.
+    pub idle: u32,
+    /// Established connections.
+    pub established: u32,
+    /// HTTP requests served.
+    pub requests: u32,
+    /// Alert names seen, in order (with repeats).
+    pub alerts: Vec<String>,
+    /// Connection outcomes in accept order, e.g. `alert(46) alert(46) ok(1)`.
+    pub sequence: Vec<String>,
+    /// The connection records of this step.
+    pub connections: Vec<ConnectionRecord>,
+}
+
+impl CellResult {
+    /// Computes the headline from the trials: the step that first shows the page (for
+    /// click-through that is `proceed`) and every `revisit`.
+    pub fn summarise(&mut self) {
+        self.headline.clear();
+        if self.status != CellStatus::Measured || self.trials.is_empty() {
+            return;
+        }
+        let steps = self.trials[0].steps.len();
+        let first_page_step = (0..steps).find(|&i| {
+            self.trials
+                .iter()
+                .any(|t| t.steps.get(i).is_some_and(|s| s.page_shown))
+        });
+        for i in 0..steps {
+            let action = self.trials[0].steps[i].action.clone();
+            let headline = Some(i) == first_page_step
+                || (action == "revisit" && first_page_step.is_some_and(|f| i > f));
+            if !headline {
+                continue;
+            }
+            let of = |f: &dyn Fn(&StepResult) -> Option<u32>| -> Vec<u32> {
+                self.trials
+                    .iter()
+                    .filter_map(|t| t.steps.get(i))
+                    .filter_map(f)
+                    .collect()
+            };
+            let retries = of(&|s| s.retries.filter(|_| s.page_shown));
+            let failed = of(&|s| Some(s.failed_handshakes));
+            self.headline.push(HeadlineStep {
+                step: i,
+                action,
+                retries: Spread::of(&retries),
+                failed_handshakes: Spread::of(&failed).unwrap_or(Spread {
+                    min: 0,
+                    median: 0,
+                    max: 0,
+                }),
+                trials_without_page: self.trials.len() - retries.len(),
+            });
+        }
+    }
+}
+
+/// Errors reading or writing results.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResultsError {
+    /// File I/O.
+    #[error("failed to {what} {path}")]
+    Io {
+        /// read, write, rename.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a results file, or a newer schema.
+    #[error("{path} is not a valid matrix.json: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl RunResults {
+    /// Reads `matrix.json` (or a run folder containing it).
+    pub fn read(path: &Path) -> Result<Self, ResultsError> {
+        let file = if path.is_dir() {
+            path.join("matrix.json")
+        } else {
+            path.to_owned()
+        };
+        let text = std::fs::read_to_string(&file).map_err(|source| ResultsError::Io {
+            what: "read",
+            path: file.display().to_string(),
+            source,
+        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| ResultsError::Parse {
+                path: file.display().to_string(),
+                message: e.to_string(),
+            })?;
+        let version = value.get("schema_version").and_then(|v| v.as_u64());
+        if version != Some(u64::from(SCHEMA_VERSION)) {
+            return Err(ResultsError::Parse {
+                path: file.display().to_string(),
+                message: format!("schema_version {version:?}, this harness reads {SCHEMA_VERSION}"),
+            });
+        }
+        serde_json::from_value(value).map_err(|e| ResultsError::Parse {
+            path: file.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Whether every requested cell is present and measured or unsupported.
+    pub fn complete(&self) -> bool {
+        self.cells.len() == self.cells_requested
+            && self
+                .cells
+                .iter()
+                .all(|c| !matches!(c.status, CellStatus::Error { .. }))
+    }
+}
+
+/// Writes `contents` to `path` atomically (temporary file in the same folder, then rename), so a
+/// reader or an interrupted run never sees half a file.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ResultsError> {
+    use std::io::Write;
+    let io = |what, source| ResultsError::Io {
+        what,
+        path: path.display().to_string(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile_in(dir).map_err(|e| io("create a temporary file for", e))?;
+    tmp.1.write_all(contents).map_err(|e| io("write", e))?;
+    tmp.1.sync_all().map_err(|e| io("sync", e))?;
+    std::fs::rename(&tmp.0, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp.0);
+        io("rename into", e)
+    })
+}
+
+fn tempfile_in(dir: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    for n in 0..100u32 {
+        let p = dir.join(format!(".tmp-{}-{n}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+        {
+            Ok(f) => return Ok((p, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("no free temporary file name"))
+}

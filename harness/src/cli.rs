@@ -1,0 +1,558 @@
+//! The command line.
+//!
+//! Exit codes: 0 every requested cell measured (or unsupported); 1 at least one cell is
+//! `error` or the run was interrupted; 2 bad input (scenario, name, flag, missing folder).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use backends::{BackendName, ConnectionPolicy, ServerSpec, TlsPin, TlsVersion};
+use certs::{CertBundle, CertKind};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use results::{Environment, Format, RunResults, SCHEMA_VERSION, ToolVersions};
+
+use crate::browser::{BrowserBinaries, BrowserKind, binary_version, find_binary};
+use crate::progress::Progress;
+use crate::runner::{RunPlan, cells, run};
+use crate::scenario::{self, Scenario};
+
+const EXIT_INCOMPLETE: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+/// Counts the TLS handshakes each browser burns before it shows a page served with an
+/// untrusted certificate — per TLS library, TLS version and way of accepting the certificate.
+///
+/// Every trial starts a real TLS server (rustls, OpenSSL or Mbed TLS 3.6) on loopback, drives a
+/// fresh headless Chromium or Firefox through WebDriver, performs the scenario's steps (visit,
+/// click through the warning, revisit), and attributes each connection the server saw to the
+/// step that caused it.
+///
+/// Examples:
+///   harness --matrix all                       every scenario, every cell
+///   harness --matrix report-close --browser chromium --tls 1.3 --repeat 5
+///   harness list                                scenarios, backends and browsers
+///   harness serve --backend mbedtls --tls 1.3   reproduce the report by hand
+///   harness report results/runs/<run-id>        re-render a run
+#[derive(Debug, Parser)]
+#[command(
+    name = "harness",
+    version,
+    verbatim_doc_comment,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List scenarios, backends (with library versions) and browsers (with versions, or why missing).
+    List(ListArgs),
+    /// Start one backend and print every connection record as a JSON line, until Ctrl-C.
+    Serve(ServeArgs),
+    /// Re-render a run folder's matrix.md, matrix.html and junit.xml from its matrix.json.
+    Report {
+        /// The run folder (or its matrix.json).
+        run_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    #[command(flatten)]
+    binaries: BinaryArgs,
+    /// Folder of scenario files.
+    #[arg(long, default_value = "scenarios")]
+    scenarios: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// TLS library.
+    #[arg(long, value_enum)]
+    backend: BackendArg,
+    /// Pin the server to this TLS version (default: accept 1.2 and 1.3).
+    #[arg(long, value_enum)]
+    tls: Option<TlsArg>,
+    /// Certificate kind.
+    #[arg(long, value_enum, default_value = "self-signed")]
+    cert: CertArg,
+    /// Close after every response (like `ssl_server`) or keep connections alive.
+    #[arg(long, value_enum, default_value = "close")]
+    connection: ConnectionArg,
+    /// Offer session resumption.
+    #[arg(long)]
+    resumption: bool,
+    /// Where to write the certificate files (default: a temporary folder).
+    #[arg(long)]
+    cert_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+struct BinaryArgs {
+    /// Chromium executable (default: `chromium` on PATH). Point it at a new Chromium build.
+    #[arg(long, env = "HM_CHROMIUM")]
+    chromium_binary: Option<PathBuf>,
+    /// chromedriver executable matching that Chromium (default: `chromedriver` on PATH).
+    #[arg(long, env = "HM_CHROMEDRIVER")]
+    chromedriver: Option<PathBuf>,
+    /// Firefox executable (default: `firefox-esr` or `firefox` on PATH).
+    #[arg(long, env = "HM_FIREFOX")]
+    firefox_binary: Option<PathBuf>,
+    /// geckodriver executable (default: `geckodriver` on PATH or in ~/.cargo/bin).
+    #[arg(long, env = "HM_GECKODRIVER")]
+    geckodriver: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Scenarios to run: `all`, or names (file stems in the scenarios folder) separated by commas.
+    #[arg(long, value_name = "all|NAME[,NAME…]")]
+    matrix: Option<String>,
+    /// Only these backends.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    backend: Vec<BackendArg>,
+    /// Only these browsers.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    browser: Vec<BrowserArg>,
+    /// Only these TLS versions.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    tls: Vec<TlsArg>,
+    /// Trials per cell (default: each scenario's `repeat`).
+    #[arg(long)]
+    repeat: Option<u32>,
+    /// Trials run at once; each has its own server, driver and browser.
+    #[arg(long, default_value_t = default_jobs())]
+    jobs: usize,
+    /// Run folder (default: results/runs/<UTC time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Folder of scenario files.
+    #[arg(long, default_value = "scenarios")]
+    scenarios: PathBuf,
+    /// A step is settled once no new connection arrived for this many milliseconds.
+    #[arg(long, default_value_t = 500)]
+    quiet_ms: u64,
+    /// Keep each trial's browser profile and HOME (large) next to its logs.
+    #[arg(long)]
+    keep_profiles: bool,
+    #[command(flatten)]
+    binaries: BinaryArgs,
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+macro_rules! value_enum {
+    ($name:ident => $target:ty { $($variant:ident = $value:literal => $to:expr),* $(,)? }) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+        enum $name { $(#[value(name = $value)] $variant),* }
+        impl From<$name> for $target {
+            fn from(v: $name) -> Self { match v { $($name::$variant => $to),* } }
+        }
+    };
+}
+value_enum!(BackendArg => BackendName { Rustls = "rustls" => BackendName::Rustls, Openssl = "openssl" => BackendName::Openssl, Mbedtls = "mbedtls" => BackendName::Mbedtls });
+value_enum!(BrowserArg => BrowserKind { Chromium = "chromium" => BrowserKind::Chromium, Firefox = "firefox" => BrowserKind::Firefox });
+value_enum!(TlsArg => TlsVersion { Tls12 = "1.2" => TlsVersion::Tls12, Tls13 = "1.3" => TlsVersion::Tls13 });
+value_enum!(CertArg => CertKind { SelfSigned = "self-signed" => CertKind::SelfSigned, PrivateCa = "private-ca" => CertKind::PrivateCa, Expired = "expired" => CertKind::Expired, WrongHost = "wrong-host" => CertKind::WrongHost });
+value_enum!(ConnectionArg => ConnectionPolicy { KeepAlive = "keep-alive" => ConnectionPolicy::KeepAlive, Close = "close" => ConnectionPolicy::Close });
+
+/// A failure that maps to an exit code.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+fn usage(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: EXIT_USAGE,
+        error: error.into(),
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Self {
+            code: EXIT_INCOMPLETE,
+            error,
+        }
+    }
+}
+
+/// Parses the command line, runs it, and returns the exit code.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("RUST_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Some(Command::List(args)) => list(args),
+            Some(Command::Serve(args)) => serve(args).await,
+            Some(Command::Report { run_dir }) => report(&run_dir),
+            None => run_matrix(cli.run).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn resolve_binaries(args: &BinaryArgs) -> BTreeMap<BrowserKind, Result<BrowserBinaries, String>> {
+    let chromium = find_binary(
+        args.chromium_binary.as_deref(),
+        &["chromium", "chromium-browser"],
+        "Chromium",
+    )
+    .and_then(|browser| {
+        Ok(BrowserBinaries {
+            browser,
+            driver: find_binary(
+                args.chromedriver.as_deref(),
+                &["chromedriver"],
+                "chromedriver",
+            )?,
+        })
+    })
+    .map_err(|e| e.to_string());
+    let firefox = find_binary(
+        args.firefox_binary.as_deref(),
+        &["firefox-esr", "firefox"],
+        "Firefox",
+    )
+    .and_then(|browser| {
+        Ok(BrowserBinaries {
+            browser,
+            driver: find_binary(args.geckodriver.as_deref(), &["geckodriver"], "geckodriver")?,
+        })
+    })
+    .map_err(|e| e.to_string());
+    BTreeMap::from([
+        (BrowserKind::Chromium, chromium),
+        (BrowserKind::Firefox, firefox),
+    ])
+}
+
+fn tool_versions(
+    binaries: &BTreeMap<BrowserKind, Result<BrowserBinaries, String>>,
+) -> BTreeMap<String, ToolVersions> {
+    binaries
+        .iter()
+        .map(|(kind, b)| {
+            let v = match b {
+                Ok(b) => match (binary_version(&b.browser), binary_version(&b.driver)) {
+                    (Ok(browser), Ok(driver)) => ToolVersions {
+                        browser: Some(browser),
+                        driver: Some(driver),
+                        unavailable: None,
+                    },
+                    (browser, driver) => ToolVersions {
+                        browser: browser.as_ref().ok().cloned(),
+                        driver: driver.as_ref().ok().cloned(),
+                        unavailable: browser.err().or(driver.err()),
+                    },
+                },
+                Err(e) => ToolVersions {
+                    unavailable: Some(e.clone()),
+                    ..Default::default()
+                },
+            };
+            (kind.as_str().to_owned(), v)
+        })
+        .collect()
+}
+
+fn load_scenarios(dir: &Path) -> Result<Vec<Scenario>, Failure> {
+    scenario::load_dir(dir).map_err(|errors| {
+        usage(anyhow::anyhow!(
+            "{}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\nerror: ")
+        ))
+    })
+}
+
+fn os_description() -> String {
+    let pretty = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_owned())
+            })
+        })
+        .unwrap_or_else(|| std::env::consts::OS.into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{pretty}, Linux {} ({})",
+        kernel.trim(),
+        std::env::consts::ARCH
+    )
+}
+
+fn git_revision() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn rfc3339_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn environment(binaries: &BTreeMap<BrowserKind, Result<BrowserBinaries, String>>) -> Environment {
+    Environment {
+        harness_version: env!("CARGO_PKG_VERSION").into(),
+        git_revision: git_revision(),
+        command: std::env::args().collect(),
+        os: os_description(),
+        started_at: rfc3339_now(),
+        ended_at: None,
+        browsers: tool_versions(binaries),
+        backends: BackendName::ALL
+            .iter()
+            .map(|b| (b.as_str().to_owned(), b.backend().library_version()))
+            .collect(),
+    }
+}
+
+async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
+    let Some(matrix) = args.matrix.as_deref() else {
+        return Err(usage(anyhow::anyhow!(
+            "nothing to run: give `--matrix all` (or scenario names), or a subcommand; see `harness --help`"
+        )));
+    };
+    let all = load_scenarios(&args.scenarios)?;
+    let scenarios = scenario::select(all, matrix).map_err(usage)?;
+    let binaries = resolve_binaries(&args.binaries);
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stamp = time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
+            .unwrap_or_default();
+        PathBuf::from("results/runs").join(stamp)
+    });
+    let plan = RunPlan {
+        scenarios,
+        backends: args.backend.iter().map(|&b| b.into()).collect(),
+        browsers: args.browser.iter().map(|&b| b.into()).collect(),
+        tls: args.tls.iter().map(|&t| t.into()).collect(),
+        repeat: args.repeat,
+        jobs: args.jobs.max(1),
+        out: out.clone(),
+        binaries: binaries.clone(),
+        quiet: Duration::from_millis(args.quiet_ms),
+        keep_profiles: args.keep_profiles,
+    };
+    if cells(&plan).is_empty() {
+        return Err(usage(anyhow::anyhow!(
+            "the selection is empty: no scenario has a cell for the given --backend/--browser/--tls"
+        )));
+    }
+    if args.repeat == Some(0) {
+        return Err(usage(anyhow::anyhow!("--repeat must be at least 1")));
+    }
+    // Only now, with valid input, is a run folder created.
+    if out.join("matrix.json").exists() {
+        return Err(usage(anyhow::anyhow!(
+            "{} already holds a run; choose another --out",
+            out.display()
+        )));
+    }
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("creating {}", out.display()))
+        .map_err(usage)?;
+    for (kind, b) in &binaries {
+        if let Err(e) = b {
+            eprintln!("warning: {kind} cells will be `error`: {e}");
+        }
+    }
+    let results = RunResults {
+        schema_version: SCHEMA_VERSION,
+        environment: environment(&binaries),
+        cells: Vec::new(),
+        cells_requested: 0,
+    };
+    let progress = Progress::new();
+    let run_future = run(plan, results, &progress);
+    tokio::pin!(run_future);
+    let mut results = tokio::select! {
+        r = &mut run_future => r,
+        _ = shutdown_signal() => {
+            progress.finish();
+            eprintln!("interrupted: {} keeps every cell finished so far", out.join("matrix.json").display());
+            // Returning drops the run future and with it every trial's browser session, whose
+            // driver processes are killed with their process groups.
+            return Ok(EXIT_INCOMPLETE);
+        }
+    };
+    progress.finish();
+    results.environment.ended_at = Some(rfc3339_now());
+    results::write_all(&results, &out).context("writing results")?;
+    println!("{}", results::render(&results, Format::Terminal));
+    println!("results: {}", out.display());
+    Ok(if results.complete() {
+        0
+    } else {
+        EXIT_INCOMPLETE
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn list(args: ListArgs) -> Result<u8, Failure> {
+    let scenarios = load_scenarios(&args.scenarios)?;
+    println!("scenarios ({}):", args.scenarios.display());
+    for s in &scenarios {
+        let f = &s.file;
+        println!(
+            "  {:<28} {} / {} / {} — {}",
+            s.name,
+            f.cert.as_str(),
+            f.trust.as_str(),
+            f.connection.as_str(),
+            f.description
+        );
+    }
+    println!("backends:");
+    for b in BackendName::ALL {
+        println!("  {:<10} {}", b.as_str(), b.backend().library_version());
+    }
+    println!("browsers:");
+    for (name, v) in tool_versions(&resolve_binaries(&args.binaries)) {
+        match v.unavailable {
+            Some(why) => println!("  {name:<10} unavailable: {why}"),
+            None => println!(
+                "  {name:<10} {} with {}",
+                v.browser.unwrap_or_default(),
+                v.driver.unwrap_or_default()
+            ),
+        }
+    }
+    Ok(0)
+}
+
+async fn serve(args: ServeArgs) -> Result<u8, Failure> {
+    let backend: BackendName = args.backend.into();
+    let bundle = CertBundle::generate(args.cert.into()).context("generating the certificate")?;
+    let (dir, _temp) = match &args.cert_dir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("handshake-matrix-serve-")
+                .tempdir()
+                .context("temporary folder")?;
+            (t.path().to_owned(), Some(t))
+        }
+    };
+    let files = bundle.write_to(&dir).context("writing the certificate")?;
+    let tls = args
+        .tls
+        .map(|t| TlsPin::Only(t.into()))
+        .unwrap_or(TlsPin::Both);
+    let mut spec = ServerSpec::new(
+        bundle.chain_pem.clone(),
+        bundle.key_pem.clone(),
+        tls,
+        args.connection.into(),
+    );
+    spec.resumption = args.resumption;
+    let b = backend.backend();
+    let server = b.start(spec).context("starting the server")?;
+    let log = server.log().subscribe();
+    eprintln!(
+        "{} serving {}",
+        b.library_version(),
+        server.url("localhost")
+    );
+    eprintln!(
+        "  listening on {}",
+        server
+            .addrs()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" and ")
+    );
+    eprintln!("  certificate chain: {}", files.chain.display());
+    eprintln!("  private key:       {}", files.key.display());
+    eprintln!(
+        "  trust anchor:      {} (SPKI sha256 {})",
+        files.trust_anchor.display(),
+        bundle.leaf_spki_sha256
+    );
+    eprintln!("  one JSON connection record per line on stdout; Ctrl-C stops");
+    let printer = tokio::task::spawn_blocking(move || {
+        for record in log {
+            println!(
+                "{}",
+                serde_json::to_string(&record).expect("record serialises")
+            );
+        }
+    });
+    shutdown_signal().await;
+    let records = tokio::task::spawn_blocking(move || server.stop())
+        .await
+        .context("stopping")?;
+    let _ = printer.await;
+    eprintln!("stopped after {} connections", records.len());
+    Ok(0)
+}
+
+fn report(run_dir: &Path) -> Result<u8, Failure> {
+    if !run_dir.exists() {
+        return Err(usage(anyhow::anyhow!(
+            "{} does not exist",
+            run_dir.display()
+        )));
+    }
+    let results = RunResults::read(run_dir).map_err(usage)?;
+    let dir = if run_dir.is_dir() {
+        run_dir.to_owned()
+    } else {
+        run_dir.parent().unwrap_or(Path::new(".")).to_owned()
+    };
+    results::write_all(&results, &dir).context("writing results")?;
+    println!("{}", results::render(&results, Format::Terminal));
+    Ok(if results.complete() {
+        0
+    } else {
+        EXIT_INCOMPLETE
+    })
+}

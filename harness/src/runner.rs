@@ -1,0 +1,370 @@
+//! The runner: scenarios → cells → trials, run in parallel with full isolation, attributed,
+//! summarised and written after every cell.
+//!
+//! Every trial owns a fresh server (own port), a fresh certificate, a fresh driver process and
+//! a fresh profile/HOME, so trials can run side by side (`--jobs`) and a crashed browser fails
+//! one trial — and so one cell — never the run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backends::{BackendName, ServerSpec, TlsPin, TlsVersion};
+use certs::CertBundle;
+use results::{CellKey, CellResult, CellStatus, RunResults, StepWindow, TrialResult, attribute};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::browser::{BrowserBinaries, BrowserKind, BrowserSession, SessionPlan, Shown};
+use crate::progress::Progress;
+use crate::scenario::{Scenario, Step};
+
+/// How a run is set up (the validated command line).
+#[derive(Clone, Debug)]
+pub struct RunPlan {
+    /// Scenarios to run.
+    pub scenarios: Vec<Scenario>,
+    /// Only these backends (empty: the scenario's).
+    pub backends: Vec<BackendName>,
+    /// Only these browsers (empty: the scenario's).
+    pub browsers: Vec<BrowserKind>,
+    /// Only these TLS versions (empty: the scenario's).
+    pub tls: Vec<TlsVersion>,
+    /// Override every scenario's repeat.
+    pub repeat: Option<u32>,
+    /// Trials at once.
+    pub jobs: usize,
+    /// The run folder.
+    pub out: PathBuf,
+    /// Per browser: its binaries, or why it cannot run.
+    pub binaries: BTreeMap<BrowserKind, Result<BrowserBinaries, String>>,
+    /// A step is settled after this long without a new connection.
+    pub quiet: Duration,
+    /// Keep each trial's profile and HOME (they are large).
+    pub keep_profiles: bool,
+}
+
+/// One cell to run.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The backend.
+    pub backend: BackendName,
+    /// The browser.
+    pub browser: BrowserKind,
+    /// The TLS version the server is pinned to.
+    pub tls: TlsVersion,
+    /// Trials.
+    pub repeat: u32,
+}
+
+impl Cell {
+    fn key(&self) -> CellKey {
+        CellKey {
+            scenario: self.scenario.name.clone(),
+            backend: self.backend.as_str().into(),
+            browser: self.browser.as_str().into(),
+            tls: self.tls.as_str().into(),
+        }
+    }
+
+    fn dir(&self, out: &Path) -> PathBuf {
+        out.join("trials")
+            .join(&self.scenario.name)
+            .join(format!("{}-{}-tls{}", self.backend, self.browser, self.tls))
+    }
+}
+
+/// Expands the plan into cells, in a stable order.
+pub fn cells(plan: &RunPlan) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for s in &plan.scenarios {
+        for &backend in &s.file.backends {
+            if !plan.backends.is_empty() && !plan.backends.contains(&backend) {
+                continue;
+            }
+            for &browser in &s.file.browsers {
+                if !plan.browsers.is_empty() && !plan.browsers.contains(&browser) {
+                    continue;
+                }
+                for &tls in &s.file.tls {
+                    if !plan.tls.is_empty() && !plan.tls.contains(&tls) {
+                        continue;
+                    }
+                    let repeat = plan.repeat.unwrap_or(s.file.repeat);
+                    cells.push(Cell {
+                        scenario: s.clone(),
+                        backend,
+                        browser,
+                        tls,
+                        repeat,
+                    });
+                }
+            }
+        }
+    }
+    cells
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Why a cell is not run at all, if it is not.
+fn precheck(cell: &Cell, plan: &RunPlan) -> Option<CellStatus> {
+    if let Err(reason) = cell.scenario.file.trust.support(cell.browser) {
+        return Some(CellStatus::Unsupported { reason });
+    }
+    if let Err(reason) = cell.backend.backend().supports(cell.tls) {
+        return Some(CellStatus::Unsupported { reason });
+    }
+    match plan.binaries.get(&cell.browser) {
+        Some(Ok(_)) => None,
+        Some(Err(reason)) => Some(CellStatus::Error {
+            reason: reason.clone(),
+            log: None,
+        }),
+        None => Some(CellStatus::Error {
+            reason: format!("{} was not set up", cell.browser),
+            log: None,
+        }),
+    }
+}
+
+/// Runs every cell; writes the run folder after each finished cell. Returns the final results.
+pub async fn run(plan: RunPlan, mut results: RunResults, progress: &Progress) -> RunResults {
+    let cells = cells(&plan);
+    results.cells_requested = cells.len();
+    let trials_total: u64 = cells.iter().map(|c| u64::from(c.repeat)).sum();
+    progress.start(trials_total, cells.len());
+    let plan = Arc::new(plan);
+    let permits = Arc::new(Semaphore::new(plan.jobs.max(1)));
+    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, TrialResult)>();
+    let mut pending: Vec<Option<CellResult>> = Vec::with_capacity(cells.len());
+    let mut outstanding = 0usize;
+    for (i, cell) in cells.iter().enumerate() {
+        let f = &cell.scenario.file;
+        let mut result = CellResult {
+            key: cell.key(),
+            cert: f.cert.as_str().into(),
+            trust: f.trust.as_str().into(),
+            connection: f.connection.as_str().into(),
+            status: CellStatus::Measured,
+            headline: Vec::new(),
+            trials: Vec::new(),
+        };
+        if let Some(status) = precheck(cell, &plan) {
+            result.status = status;
+            progress.cell_done(&result, u64::from(cell.repeat));
+            results.cells.push(result);
+            pending.push(None);
+            continue;
+        }
+        pending.push(Some(result));
+        for n in 1..=cell.repeat {
+            outstanding += 1;
+            let (plan, cell, tx, permits) =
+                (plan.clone(), cell.clone(), tx.clone(), permits.clone());
+            tokio::spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return;
+                };
+                let trial = run_trial(&plan, &cell, n as usize).await;
+                let _ = tx.send((i, trial));
+            });
+        }
+    }
+    drop(tx);
+    if results.cells.len() == cells.len() {
+        write(&results, &plan.out);
+    }
+    while outstanding > 0 {
+        let Some((i, trial)) = rx.recv().await else {
+            break;
+        };
+        outstanding -= 1;
+        progress.trial_done(&cells[i].key(), &trial);
+        let Some(cell) = pending[i].as_mut() else {
+            continue;
+        };
+        cell.trials.push(trial);
+        if cell.trials.len() == cells[i].repeat as usize {
+            let mut cell = pending[i].take().expect("present");
+            cell.trials.sort_by_key(|t| t.index);
+            if let Some(failed) = cell.trials.iter().find(|t| t.error.is_some()) {
+                cell.status = CellStatus::Error {
+                    reason: format!(
+                        "trial {}: {}",
+                        failed.index,
+                        failed.error.as_deref().unwrap_or_default()
+                    ),
+                    log: Some(failed.log_dir.clone()),
+                };
+            }
+            cell.summarise();
+            progress.cell_done(&cell, 0);
+            results.cells.push(cell);
+            // Keep the file in cell order, whatever order trials finished in.
+            let order: BTreeMap<CellKey, usize> = cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.key(), i))
+                .collect();
+            results
+                .cells
+                .sort_by_key(|c| order.get(&c.key).copied().unwrap_or(usize::MAX));
+            write(&results, &plan.out);
+        }
+    }
+    results
+}
+
+fn write(results: &RunResults, out: &Path) {
+    if let Err(e) = results::write_all(results, out) {
+        tracing::error!("could not write results: {e:#}");
+        eprintln!("error: could not write results to {}: {e}", out.display());
+    }
+}
+
+/// Runs one trial; never panics or returns early without a result.
+async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> TrialResult {
+    let dir = cell.dir(&plan.out).join(format!("trial-{index}"));
+    let rel = dir
+        .strip_prefix(&plan.out)
+        .unwrap_or(&dir)
+        .display()
+        .to_string();
+    let started = Instant::now();
+    let mut trial = TrialResult {
+        index,
+        error: None,
+        log_dir: rel,
+        steps: Vec::new(),
+        unattributed: Vec::new(),
+        wall_ms: 0,
+    };
+    // A hung browser must not hang the run: bound the whole trial.
+    let budget =
+        Duration::from_secs(60) + Duration::from_secs(20) * cell.scenario.file.steps.len() as u32;
+    match tokio::time::timeout(budget, trial_body(plan, cell, &dir)).await {
+        Ok(Ok((steps, unattributed))) => {
+            trial.steps = steps;
+            trial.unattributed = unattributed;
+        }
+        Ok(Err(e)) => trial.error = Some(format!("{e:#}")),
+        Err(_) => {
+            trial.error = Some(format!(
+                "trial did not finish within {} s",
+                budget.as_secs()
+            ))
+        }
+    }
+    if !plan.keep_profiles {
+        for sub in ["home", "profile"] {
+            let _ = tokio::fs::remove_dir_all(dir.join(sub)).await;
+        }
+    }
+    trial.wall_ms = started.elapsed().as_millis() as u64;
+    trial
+}
+
+async fn trial_body(
+    plan: &RunPlan,
+    cell: &Cell,
+    dir: &Path,
+) -> anyhow::Result<(Vec<results::StepResult>, Vec<u64>)> {
+    use anyhow::Context;
+    let f = &cell.scenario.file;
+    tokio::fs::create_dir_all(dir)
+        .await
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let bundle = CertBundle::generate(f.cert)?;
+    let files = bundle.write_to(&dir.join("certs"))?;
+    let mut spec = ServerSpec::new(
+        bundle.chain_pem.clone(),
+        bundle.key_pem.clone(),
+        TlsPin::Only(cell.tls),
+        f.connection,
+    );
+    spec.resumption = f.resumption;
+    let server = cell
+        .backend
+        .backend()
+        .start(spec)
+        .with_context(|| format!("starting the {} server", cell.backend))?;
+    let log = server.log().clone();
+    let url = server.url(f.host.as_str());
+    let binaries = plan.binaries[&cell.browser]
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let session_plan = SessionPlan {
+        kind: cell.browser,
+        binaries,
+        trust: f.trust,
+        cert: &bundle,
+        cert_files: &files,
+        knobs: &f.knobs,
+        dir,
+    };
+
+    let mut windows = Vec::new();
+    let outcome: anyhow::Result<()> = async {
+        let session = BrowserSession::start(&session_plan).await?;
+        let steps = async {
+            for step in &f.steps {
+                let started_at_us = now_us();
+                let shown = match step {
+                    Step::Visit | Step::Revisit => session.visit(&url).await?,
+                    Step::Proceed => session.proceed().await?,
+                };
+                settle(&log, plan.quiet).await;
+                windows.push(StepWindow {
+                    action: step.as_str().into(),
+                    page_shown: shown == Shown::Page,
+                    shown: match &shown {
+                        Shown::Page => "page".into(),
+                        Shown::Warning { code } => format!("warning {code}"),
+                        Shown::Other { detail } => detail.clone(),
+                    },
+                    started_at_us,
+                    settled_at_us: now_us(),
+                });
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        session.close().await;
+        steps
+    }
+    .await;
+    let records = tokio::task::spawn_blocking(move || server.stop())
+        .await
+        .context("stopping the server")?;
+    let jsonl: String = records
+        .iter()
+        .map(|r| serde_json::to_string(r).expect("record serialises") + "\n")
+        .collect();
+    tokio::fs::write(dir.join("connections.jsonl"), jsonl)
+        .await
+        .context("writing connections.jsonl")?;
+    outcome?;
+    Ok(attribute(&records, &windows))
+}
+
+/// Waits until no new connection has reached the server for `quiet`, so that late connections
+/// (favicon, preconnects) are attributed to the step that caused them. Bounded at 10 s.
+async fn settle(log: &backends::ConnectionLog, quiet: Duration) {
+    let start = Instant::now();
+    loop {
+        let last = log.last_accept().map(|t| t.max(start)).unwrap_or(start);
+        let idle = last.elapsed();
+        if idle >= quiet || start.elapsed() > Duration::from_secs(10) {
+            return;
+        }
+        tokio::time::sleep(quiet - idle).await;
+    }
+}

@@ -1,0 +1,393 @@
+//! Scenario files (`scenarios/*.toml`), parsed strictly: unknown keys and unknown names are
+//! errors that point at `file:line:col` and list what is valid.
+
+use std::path::{Path, PathBuf};
+
+use backends::{BackendName, ConnectionPolicy, TlsVersion};
+use certs::CertKind;
+use serde::{Deserialize, Serialize};
+
+use crate::browser::{BrowserKind, Knobs, TrustMode};
+
+/// One user action in a trial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Navigate to the server's URL.
+    Visit,
+    /// Click through the certificate warning.
+    Proceed,
+    /// Navigate to the same URL again in the same session.
+    Revisit,
+}
+
+impl Step {
+    /// `visit`, `proceed`, `revisit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Visit => "visit",
+            Self::Proceed => "proceed",
+            Self::Revisit => "revisit",
+        }
+    }
+}
+
+/// The host name the browser is pointed at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Host {
+    /// `localhost` (browsers try ::1 first).
+    #[serde(rename = "localhost")]
+    Localhost,
+    /// `127.0.0.1`.
+    #[serde(rename = "127.0.0.1")]
+    Ipv4,
+}
+
+impl Host {
+    /// As written in a URL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Localhost => "localhost",
+            Self::Ipv4 => "127.0.0.1",
+        }
+    }
+}
+
+fn default_backends() -> Vec<BackendName> {
+    BackendName::ALL.to_vec()
+}
+fn default_browsers() -> Vec<BrowserKind> {
+    BrowserKind::ALL.to_vec()
+}
+fn default_tls() -> Vec<TlsVersion> {
+    TlsVersion::ALL.to_vec()
+}
+fn default_repeat() -> u32 {
+    3
+}
+fn default_host() -> Host {
+    Host::Localhost
+}
+
+/// A scenario as written in its file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ScenarioFile {
+    /// What the scenario shows and why it exists.
+    pub description: String,
+    /// What the server presents.
+    pub cert: CertKind,
+    /// How the browser accepts it.
+    pub trust: TrustMode,
+    /// What the server does after a response.
+    pub connection: ConnectionPolicy,
+    /// Whether the server offers session resumption.
+    #[serde(default)]
+    pub resumption: bool,
+    /// The host in the URL.
+    #[serde(default = "default_host")]
+    pub host: Host,
+    /// The user's actions, in order.
+    pub steps: Vec<Step>,
+    /// Trials per cell.
+    #[serde(default = "default_repeat")]
+    pub repeat: u32,
+    /// Backends to run (default: all).
+    #[serde(default = "default_backends")]
+    pub backends: Vec<BackendName>,
+    /// Browsers to run (default: all).
+    #[serde(default = "default_browsers")]
+    pub browsers: Vec<BrowserKind>,
+    /// TLS versions to run (default: both).
+    #[serde(default = "default_tls")]
+    pub tls: Vec<TlsVersion>,
+    /// Browser settings (default: the browser's own).
+    #[serde(default)]
+    pub knobs: Knobs,
+}
+
+/// A parsed, validated scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// The file stem, e.g. `report-close`.
+    pub name: String,
+    /// Where it came from.
+    pub path: PathBuf,
+    /// Its contents.
+    pub file: ScenarioFile,
+}
+
+/// A scenario that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key, an unknown name, or a semantic rule, at a position.
+    #[error("{path}:{line}:{col}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        col: usize,
+        /// What is wrong, and what is valid.
+        message: String,
+    },
+    /// A scenario name given on the command line does not exist.
+    #[error("unknown scenario `{name}`; valid: {}", valid.join(", "))]
+    Unknown {
+        /// The name given.
+        name: String,
+        /// The names that exist.
+        valid: Vec<String>,
+    },
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+/// Position of `key = ` in the text, for semantic errors that serde cannot place.
+fn key_offset(text: &str, key: &str) -> usize {
+    text.lines()
+        .scan(0, |off, l| {
+            let start = *off;
+            *off += l.len() + 1;
+            Some((start, l))
+        })
+        .find(|(_, l)| {
+            l.trim_start().starts_with(key)
+                && l.trim_start()[key.len()..].trim_start().starts_with('=')
+        })
+        .map(|(start, l)| start + (l.len() - l.trim_start().len()))
+        .unwrap_or(0)
+}
+
+impl Scenario {
+    /// Parses `text` as the scenario file at `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ScenarioError> {
+        let shown = path.display().to_string();
+        let invalid = |offset: usize, message: String| {
+            let (line, col) = line_col(text, offset);
+            ScenarioError::Invalid {
+                path: shown.clone(),
+                line,
+                col,
+                message,
+            }
+        };
+        let file: ScenarioFile = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            invalid(offset, e.message().trim().to_owned())
+        })?;
+        if file.steps.is_empty() {
+            return Err(invalid(
+                key_offset(text, "steps"),
+                "`steps` is empty; give at least `[\"visit\"]`".into(),
+            ));
+        }
+        if file.steps[0] == Step::Proceed {
+            return Err(invalid(
+                key_offset(text, "steps"),
+                "the first step must be `visit`: there is no warning to proceed from yet".into(),
+            ));
+        }
+        if file.steps.contains(&Step::Proceed) && file.trust != TrustMode::ClickThrough {
+            return Err(invalid(
+                key_offset(text, "steps"),
+                format!(
+                    "`proceed` clicks through the warning page, which only `trust = \"click-through\"` shows (this scenario has `{}`)",
+                    file.trust.as_str()
+                ),
+            ));
+        }
+        for (key, empty) in [
+            ("backends", file.backends.is_empty()),
+            ("browsers", file.browsers.is_empty()),
+            ("tls", file.tls.is_empty()),
+        ] {
+            if empty {
+                return Err(invalid(
+                    key_offset(text, key),
+                    format!("`{key}` is empty: the scenario would select no cell"),
+                ));
+            }
+        }
+        if file.repeat == 0 {
+            return Err(invalid(
+                key_offset(text, "repeat"),
+                "`repeat` must be at least 1".into(),
+            ));
+        }
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Self {
+            name,
+            path: path.to_owned(),
+            file,
+        })
+    }
+
+    /// Reads and parses one file.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+}
+
+/// Loads every `*.toml` in `dir`, sorted by name. All errors are returned, not just the first.
+pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, Vec<ScenarioError>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(source) => {
+            return Err(vec![ScenarioError::Read {
+                path: dir.display().to_string(),
+                source,
+            }]);
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    let (ok, errors): (Vec<_>, Vec<_>) = paths
+        .iter()
+        .map(|p| Scenario::load(p))
+        .partition(Result::is_ok);
+    if errors.is_empty() {
+        Ok(ok.into_iter().map(Result::unwrap).collect())
+    } else {
+        Err(errors.into_iter().map(|e| e.unwrap_err()).collect())
+    }
+}
+
+/// Picks scenarios by `all` or a comma-separated list of names.
+pub fn select(all: Vec<Scenario>, matrix: &str) -> Result<Vec<Scenario>, ScenarioError> {
+    if matrix == "all" {
+        return Ok(all);
+    }
+    let valid: Vec<String> = all.iter().map(|s| s.name.clone()).collect();
+    matrix
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|name| {
+            all.iter()
+                .find(|s| s.name == name)
+                .cloned()
+                .ok_or_else(|| ScenarioError::Unknown {
+                    name: name.to_owned(),
+                    valid: valid.clone(),
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Scenario::parse(Path::new("scenarios/x.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    const OK: &str = "description = \"d\"\ncert = \"self-signed\"\ntrust = \"click-through\"\nconnection = \"close\"\nsteps = [\"visit\", \"proceed\"]\n";
+
+    #[test]
+    fn a_valid_file_parses_with_defaults() {
+        let s = Scenario::parse(Path::new("scenarios/report.toml"), OK).unwrap();
+        assert_eq!(s.name, "report");
+        assert_eq!(s.file.repeat, 3);
+        assert_eq!(s.file.backends, BackendName::ALL);
+        assert_eq!(s.file.host, Host::Localhost);
+    }
+
+    #[test]
+    fn unknown_key_points_at_line_and_column() {
+        let e = err(&format!("{OK}colour = \"red\"\n"));
+        assert!(
+            e.starts_with("scenarios/x.toml:6:1: unknown field `colour`, expected one of"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_name_lists_valid_ones() {
+        let e = err(&OK.replace("click-through", "click"));
+        assert!(
+            e.starts_with("scenarios/x.toml:3:9: unknown variant `click`, expected one of"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`click-through`") && e.contains("`trusted-ca`"),
+            "{e}"
+        );
+        let e = err(&format!("{OK}backends = [\"gnutls\"]\n"));
+        assert!(
+            e.contains("6:") && e.contains("`rustls`, `openssl`, `mbedtls`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn syntax_error_points_at_position() {
+        let e = err("description = \"d\"\ncert = \n");
+        assert!(e.starts_with("scenarios/x.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn proceed_needs_click_through() {
+        let e = err(&OK.replace("click-through", "trusted-ca"));
+        assert!(
+            e.starts_with("scenarios/x.toml:5:1: `proceed` clicks through"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_scenario_name_lists_valid_ones() {
+        let s = Scenario::parse(Path::new("scenarios/report.toml"), OK).unwrap();
+        let e = select(vec![s], "report,nope").unwrap_err().to_string();
+        assert_eq!(e, "unknown scenario `nope`; valid: report");
+    }
+
+    #[test]
+    fn shipped_scenarios_all_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let all = load_dir(&dir).unwrap_or_else(|e| {
+            panic!(
+                "{}",
+                e.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        });
+        assert!(all.len() >= 10, "{}", all.len());
+    }
+}

@@ -1,0 +1,341 @@
+//! Renderers: one function per format over the same matrix view.
+
+use std::path::Path;
+
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use crate::{CellResult, CellStatus, ResultsError, RunResults, write_atomically};
+
+/// An output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `matrix.json`, the source of truth.
+    Json,
+    /// `matrix.md`.
+    Markdown,
+    /// `matrix.html`, self-contained.
+    Html,
+    /// `junit.xml`: one test case per cell.
+    Junit,
+    /// The terminal table.
+    Terminal,
+}
+
+impl Format {
+    /// The file name in a run folder.
+    pub fn file_name(self) -> Option<&'static str> {
+        match self {
+            Self::Json => Some("matrix.json"),
+            Self::Markdown => Some("matrix.md"),
+            Self::Html => Some("matrix.html"),
+            Self::Junit => Some("junit.xml"),
+            Self::Terminal => None,
+        }
+    }
+}
+
+/// Renders `results` as `format`.
+pub fn render(results: &RunResults, format: Format) -> String {
+    match format {
+        Format::Json => serde_json::to_string_pretty(results).expect("results serialise") + "\n",
+        Format::Markdown => markdown(results),
+        Format::Html => html(results),
+        Format::Junit => junit(results),
+        Format::Terminal => terminal(results),
+    }
+}
+
+/// Writes every file format into `dir`, each atomically.
+pub fn write_all(results: &RunResults, dir: &Path) -> Result<(), ResultsError> {
+    for format in [Format::Json, Format::Markdown, Format::Html, Format::Junit] {
+        let name = format.file_name().expect("file formats have names");
+        write_atomically(&dir.join(name), render(results, format).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The matrix view: rows scenario × backend, columns browser × TLS, in first-seen order.
+struct Matrix<'a> {
+    rows: Vec<(String, String)>,
+    columns: Vec<(String, String)>,
+    cells: &'a [CellResult],
+}
+
+impl<'a> Matrix<'a> {
+    fn new(results: &'a RunResults) -> Self {
+        let mut rows = Vec::new();
+        let mut columns = Vec::new();
+        for c in &results.cells {
+            let row = (c.key.scenario.clone(), c.key.backend.clone());
+            let col = (c.key.browser.clone(), c.key.tls.clone());
+            if !rows.contains(&row) {
+                rows.push(row);
+            }
+            if !columns.contains(&col) {
+                columns.push(col);
+            }
+        }
+        Self {
+            rows,
+            columns,
+            cells: &results.cells,
+        }
+    }
+
+    fn cell(&self, row: &(String, String), col: &(String, String)) -> Option<&'a CellResult> {
+        self.cells.iter().find(|c| {
+            c.key.scenario == row.0
+                && c.key.backend == row.1
+                && c.key.browser == col.0
+                && c.key.tls == col.1
+        })
+    }
+}
+
+/// `2 / 1 / 1`: median retries of the step that first shows the page, then of each revisit;
+/// `–` where no trial showed the page in that step.
+fn headline_text(cell: &CellResult) -> String {
+    match &cell.status {
+        CellStatus::Measured if cell.headline.is_empty() => "no page".into(),
+        CellStatus::Measured => cell
+            .headline
+            .iter()
+            .map(|h| {
+                h.retries
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "–".into())
+            })
+            .collect::<Vec<_>>()
+            .join(" / "),
+        CellStatus::Unsupported { .. } => "unsupported".into(),
+        CellStatus::Error { .. } => "error".into(),
+    }
+}
+
+fn legend(results: &RunResults) -> String {
+    let env = &results.environment;
+    let mut s = format!(
+        "Each cell: median retries (failed handshakes before the page) of the step that first shows \
+         the page, then of each revisit — `min–max` in brackets when trials differ. \
+         {} of {} cells.\n",
+        results.cells.len(),
+        results.cells_requested
+    );
+    for (name, v) in &env.browsers {
+        let versions = [v.browser.as_deref(), v.driver.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let unavailable = v
+            .unavailable
+            .as_deref()
+            .map(|u| format!(" — unavailable: {u}"))
+            .unwrap_or_default();
+        s += &format!("- {name}: {versions}{unavailable}\n");
+    }
+    for (name, v) in &env.backends {
+        s += &format!("- {name}: {v}\n");
+    }
+    s
+}
+
+fn terminal(results: &RunResults) -> String {
+    let m = Matrix::new(results);
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    let mut header = vec!["scenario".to_owned(), "backend".to_owned()];
+    header.extend(m.columns.iter().map(|(b, t)| format!("{b} TLS {t}")));
+    table.set_header(header);
+    for row in &m.rows {
+        let mut cells = vec![row.0.clone(), row.1.clone()];
+        cells.extend(
+            m.columns
+                .iter()
+                .map(|col| m.cell(row, col).map(headline_text).unwrap_or_default()),
+        );
+        table.add_row(cells);
+    }
+    format!("{table}\n{}", legend(results))
+}
+
+fn markdown(results: &RunResults) -> String {
+    let m = Matrix::new(results);
+    let env = &results.environment;
+    let mut s = format!(
+        "# handshake-matrix results\n\nStarted {} · ended {} · harness {} ({}) · {}\n\n",
+        env.started_at,
+        env.ended_at
+            .as_deref()
+            .unwrap_or("(interrupted or running)"),
+        env.harness_version,
+        env.git_revision.as_deref().unwrap_or("no git revision"),
+        env.os
+    );
+    s += &legend(results);
+    s += "\n| scenario | backend |";
+    for (b, t) in &m.columns {
+        s += &format!(" {b} TLS {t} |");
+    }
+    s += "\n|---|---|";
+    s += &"---|".repeat(m.columns.len());
+    s += "\n";
+    for row in &m.rows {
+        s += &format!("| {} | {} |", row.0, row.1);
+        for col in &m.columns {
+            s += &format!(
+                " {} |",
+                m.cell(row, col).map(headline_text).unwrap_or_default()
+            );
+        }
+        s += "\n";
+    }
+    let notes: Vec<String> = results
+        .cells
+        .iter()
+        .filter_map(|c| match &c.status {
+            CellStatus::Measured => None,
+            CellStatus::Unsupported { reason } => {
+                Some(format!("- {}: unsupported — {reason}", c.key))
+            }
+            CellStatus::Error { reason, log } => Some(format!(
+                "- {}: error — {reason}{}",
+                c.key,
+                log.as_deref()
+                    .map(|l| format!(" (logs: `{l}`)"))
+                    .unwrap_or_default()
+            )),
+        })
+        .collect();
+    if !notes.is_empty() {
+        s += "\n## Not measured\n\n";
+        s += &notes.join("\n");
+        s += "\n";
+    }
+    s
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn html(results: &RunResults) -> String {
+    let m = Matrix::new(results);
+    let mut s = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>handshake-matrix results</title><style>\
+         body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}\
+         td,th{border:1px solid #bbb;padding:4px 8px;vertical-align:top}\
+         .r0{background:#c8f0c8}.r1{background:#fff3b0}.r2{background:#ffd2a0}.r3{background:#ffb0a0}\
+         .unsupported{background:#eee;color:#666}.error{background:#f88}\
+         details summary{cursor:pointer;font-weight:bold}code{font-size:12px}</style></head><body>\
+         <h1>handshake-matrix results</h1>",
+    );
+    s += &format!("<pre>{}</pre>", esc(&legend(results)));
+    s += "<table><tr><th>scenario</th><th>backend</th>";
+    for (b, t) in &m.columns {
+        s += &format!("<th>{} TLS {}</th>", esc(b), esc(t));
+    }
+    s += "</tr>";
+    for row in &m.rows {
+        s += &format!("<tr><td>{}</td><td>{}</td>", esc(&row.0), esc(&row.1));
+        for col in &m.columns {
+            let Some(cell) = m.cell(row, col) else {
+                s += "<td></td>";
+                continue;
+            };
+            let class = match &cell.status {
+                CellStatus::Measured => {
+                    let r = cell
+                        .headline
+                        .first()
+                        .and_then(|h| h.retries)
+                        .map(|r| r.median)
+                        .unwrap_or(3);
+                    format!("r{}", r.min(3))
+                }
+                CellStatus::Unsupported { .. } => "unsupported".into(),
+                CellStatus::Error { .. } => "error".into(),
+            };
+            s += &format!(
+                "<td class=\"{class}\"><details><summary>{}</summary>",
+                esc(&headline_text(cell))
+            );
+            match &cell.status {
+                CellStatus::Unsupported { reason } => s += &format!("<p>{}</p>", esc(reason)),
+                CellStatus::Error { reason, log } => {
+                    s += &format!(
+                        "<p>{}</p><p>logs: <code>{}</code></p>",
+                        esc(reason),
+                        esc(log.as_deref().unwrap_or(""))
+                    )
+                }
+                CellStatus::Measured => {}
+            }
+            for t in &cell.trials {
+                s += &format!("<p>trial {} ({} ms)", t.index, t.wall_ms);
+                if let Some(e) = &t.error {
+                    s += &format!(" — error: {}", esc(e));
+                }
+                s += "</p><ul>";
+                for step in &t.steps {
+                    s += &format!(
+                        "<li>{} → {}: <code>{}</code></li>",
+                        esc(&step.action),
+                        esc(&step.shown),
+                        esc(&step.sequence.join(" "))
+                    );
+                }
+                s += "</ul>";
+            }
+            s += "</details></td>";
+        }
+        s += "</tr>";
+    }
+    s += "</table></body></html>\n";
+    s
+}
+
+fn junit(results: &RunResults) -> String {
+    let mut report = Report::new("handshake-matrix");
+    let mut suites: Vec<TestSuite> = Vec::new();
+    for cell in &results.cells {
+        let idx = match suites
+            .iter()
+            .position(|s| s.name.as_str() == cell.key.scenario.as_str())
+        {
+            Some(i) => i,
+            None => {
+                suites.push(TestSuite::new(cell.key.scenario.clone()));
+                suites.len() - 1
+            }
+        };
+        let name = format!(
+            "{}/{}/tls{}",
+            cell.key.backend, cell.key.browser, cell.key.tls
+        );
+        let status = match &cell.status {
+            CellStatus::Measured => TestCaseStatus::success(),
+            CellStatus::Unsupported { reason } => {
+                let mut s = TestCaseStatus::skipped();
+                s.set_message(reason.clone());
+                s
+            }
+            CellStatus::Error { reason, .. } => {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+                s.set_message(reason.clone());
+                s
+            }
+        };
+        let mut case = TestCase::new(name, status);
+        case.set_system_out(headline_text(cell));
+        suites[idx].add_test_case(case);
+    }
+    report.add_test_suites(suites);
+    report.to_string().expect("junit serialises")
+}
