@@ -526,14 +526,22 @@ impl BrowserSession {
             ("XDG_CACHE_HOME", home.join(".cache")),
             ("TMPDIR", tmp.path().to_owned()),
         ];
-        let driver =
-            DriverProcess::spawn(driver_name, &plan.binaries.driver, &args, &env, &log, port)
-                .await
-                .map_err(|reason| BrowserError::DriverStart {
-                    driver: driver_name,
-                    reason,
-                    log: log.display().to_string(),
-                })?;
+        let sweep = vec![plan.dir.to_owned(), tmp.path().to_owned()];
+        let driver = DriverProcess::spawn(
+            driver_name,
+            &plan.binaries.driver,
+            &args,
+            &env,
+            &log,
+            port,
+            sweep,
+        )
+        .await
+        .map_err(|reason| BrowserError::DriverStart {
+            driver: driver_name,
+            reason,
+            log: log.display().to_string(),
+        })?;
 
         let caps = capabilities(plan, &profile);
         let driver_url = format!("http://127.0.0.1:{port}");

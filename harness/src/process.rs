@@ -4,6 +4,10 @@
 //! leaves the browser running, so each driver leads a new process group and stopping it signals
 //! the whole group; then any process whose command line still names the trial's directory is
 //! killed too (a browser that moved itself to another group), and every child is reaped.
+//!
+//! The harness makes itself a child subreaper: browser processes orphaned by a dying driver
+//! become its children instead of init's, so it can reap them at once. Otherwise they linger as
+//! zombies until init gets round to them (slowly, in some containers).
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -23,12 +27,14 @@ pub fn free_port() -> std::io::Result<u16> {
 pub struct DriverProcess {
     child: Option<Child>,
     pgid: Option<i32>,
-    sweep: PathBuf,
+    /// Folders whose appearance in a command line marks a process as this trial's.
+    sweep: Vec<PathBuf>,
 }
 
 impl DriverProcess {
     /// Spawns `binary args…` with `env` in a new process group, output appended to `log`, and
-    /// waits until it accepts connections on `port`.
+    /// waits until it accepts connections on `port`. `sweep` lists the folders (trial folder,
+    /// private TMPDIR) that mark leftover processes as this driver's when it stops.
     pub async fn spawn(
         name: &str,
         binary: &Path,
@@ -36,6 +42,7 @@ impl DriverProcess {
         env: &[(&str, PathBuf)],
         log: &Path,
         port: u16,
+        sweep: Vec<PathBuf>,
     ) -> Result<Self, String> {
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -43,6 +50,7 @@ impl DriverProcess {
             .open(log)
             .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
+        become_subreaper();
         let mut command = Command::new(binary);
         command
             .args(args)
@@ -58,7 +66,6 @@ impl DriverProcess {
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
         let pgid = child.id().map(|p| p as i32);
-        let sweep = log.parent().map(Path::to_path_buf).unwrap_or_default();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
@@ -91,7 +98,8 @@ impl DriverProcess {
 
     /// Stops the driver's process group and every process naming the trial directory.
     pub async fn stop(&mut self) {
-        if let Some(pgid) = self.pgid.take() {
+        let pgid = self.pgid.take();
+        if let Some(pgid) = pgid {
             // SAFETY: signalling a process group we created; errors (already gone) are fine.
             unsafe { libc::kill(-pgid, libc::SIGTERM) };
             if let Some(child) = &mut self.child {
@@ -103,7 +111,25 @@ impl DriverProcess {
             let _ = child.kill().await;
             let _ = child.wait().await;
         }
-        kill_processes_naming(&self.sweep);
+        // The driver is reaped by tokio above; now the rest of its group (our children, as
+        // subreaper). Poll without blocking the runtime's thread for long.
+        if let Some(pgid) = pgid {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+            loop {
+                // SAFETY: waitpid on our own children in that process group.
+                let r = unsafe { libc::waitpid(-pgid, std::ptr::null_mut(), libc::WNOHANG) };
+                if r < 0 || tokio::time::Instant::now() >= deadline {
+                    break; // ECHILD: none left
+                }
+                if r == 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        for dir in &self.sweep {
+            kill_processes_naming(dir);
+        }
+        reap_orphans();
     }
 }
 
@@ -113,12 +139,14 @@ impl Drop for DriverProcess {
             // SAFETY: as in `stop`; the runtime may be gone, so no waiting here.
             unsafe { libc::kill(-pgid, libc::SIGKILL) };
         }
-        kill_processes_naming(&self.sweep);
+        for dir in &self.sweep {
+            kill_processes_naming(dir);
+        }
     }
 }
 
-/// Kills every process whose command line contains `dir`. (Such processes are the driver's
-/// descendants, re-parented to init once the driver died; tokio reaps the driver itself.)
+/// Kills every process whose command line contains `dir`, and reaps those that are our children
+/// (orphans we inherited as subreaper); tokio reaps the drivers themselves.
 pub fn kill_processes_naming(dir: &Path) {
     let needle = dir.as_os_str().as_encoded_bytes();
     if needle.len() < 8 {
@@ -128,6 +156,7 @@ pub fn kill_processes_naming(dir: &Path) {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return;
     };
+    let mut killed = Vec::new();
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -145,6 +174,64 @@ pub fn kill_processes_naming(dir: &Path) {
         if cmdline.windows(needle.len()).any(|w| w == needle) {
             // SAFETY: plain signal to a process we identified by its command line.
             unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed.push(pid);
         }
     }
+    for pid in killed {
+        for _ in 0..50 {
+            // SAFETY: waitpid on one pid; ECHILD (not ours) ends the loop at once.
+            let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+            if r != 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Reaps zombie children that are not drivers: orphans inherited as subreaper (e.g. Chromium's
+/// crash handler, which detaches from its process group). Drivers are left to tokio.
+fn reap_orphans() {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // stat: `pid (comm) state ppid …`; comm may contain spaces, so split after the last ')'.
+        let Some((head, tail)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map(|x| x.1).unwrap_or_default();
+        let mut fields = tail.split_whitespace();
+        let (state, ppid) = (fields.next(), fields.next());
+        if state == Some("Z") && ppid == Some(me.as_str()) && !comm.ends_with("driver") {
+            // SAFETY: reaping one zombie child of ours.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        }
+    }
+}
+
+/// Makes this process the reaper of its orphaned descendants (Linux `PR_SET_CHILD_SUBREAPER`).
+fn become_subreaper() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: prctl with an integer argument; failure only means orphans go to init.
+        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        if rc != 0 {
+            tracing::debug!(
+                "PR_SET_CHILD_SUBREAPER failed: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    });
 }

@@ -35,6 +35,7 @@ pub fn attribute(
             settled_at_us: w.settled_at_us,
             failed_handshakes: 0,
             retries: None,
+            page_on_reused_connection: false,
             idle: 0,
             established: 0,
             requests: 0,
@@ -74,6 +75,14 @@ pub fn attribute(
         }
         s.sequence.push(record.outcome.short());
         s.connections.push(record.clone());
+    }
+    for s in &mut steps {
+        // The page came over a connection opened earlier (keep-alive reuse): no handshake was
+        // needed, so every failure of the step counts as paid before the page.
+        if s.page_shown && s.established == 0 {
+            s.retries = Some(s.failed_handshakes);
+            s.page_on_reused_connection = true;
+        }
     }
     (steps, unattributed)
 }
@@ -144,5 +153,34 @@ mod tests {
         );
         assert_eq!(steps[1].alerts, ["certificate_unknown"; 3]);
         assert_eq!(unattributed, [8]);
+    }
+
+    #[test]
+    fn a_page_over_a_reused_connection_has_the_step_failures_as_retries() {
+        let records = vec![
+            record(1, 10, Outcome::Established { requests: 2 }),
+            record(
+                2,
+                110,
+                Outcome::Rejected {
+                    cause: Cause::alert(2, 46),
+                },
+            ),
+        ];
+        let (steps, _) = attribute(
+            &records,
+            &[
+                window("visit", 0, 100, true),
+                window("revisit", 100, 200, true),
+            ],
+        );
+        assert_eq!(
+            (steps[1].retries, steps[1].page_on_reused_connection),
+            (Some(1), true)
+        );
+        assert_eq!(
+            (steps[0].retries, steps[0].page_on_reused_connection),
+            (Some(0), false)
+        );
     }
 }

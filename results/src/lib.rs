@@ -217,8 +217,12 @@ pub struct StepResult {
     pub settled_at_us: u64,
     /// `rejected` + `rejected-after-handshake` records.
     pub failed_handshakes: u32,
-    /// Failed handshakes before the first established connection; `None` without one.
+    /// Failed handshakes before the first established connection. When the page came over a
+    /// connection opened in an earlier step (keep-alive), every failed handshake of the step.
+    /// `None` when the page was not shown and no connection was established.
     pub retries: Option<u32>,
+    /// The page was shown without a new connection (an earlier one was reused).
+    pub page_on_reused_connection: bool,
     /// Idle connections.
     pub idle: u32,
     /// Established connections.

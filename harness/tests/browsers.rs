@@ -1,0 +1,355 @@
+//! Real browsers against real backends, through the runner (issues: browsers, runner).
+//!
+//! These start headless Chromium and Firefox; `scripts/setup.sh` installs them. Tests run one
+//! at a time (a process-wide lock) so the process-leak check sees only its own trials.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use backends::{BackendName, TlsVersion};
+use harness::browser::{BrowserBinaries, BrowserKind, find_binary};
+use harness::progress::Progress;
+use harness::runner::{RunPlan, run};
+use harness::scenario::Scenario;
+use results::{CellResult, CellStatus, Environment, RunResults, SCHEMA_VERSION, StepResult};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn binaries() -> BTreeMap<BrowserKind, Result<BrowserBinaries, String>> {
+    let chromium = BrowserBinaries {
+        browser: find_binary(None, &["chromium"], "Chromium")
+            .expect("chromium installed (scripts/setup.sh)"),
+        driver: find_binary(None, &["chromedriver"], "chromedriver")
+            .expect("chromedriver installed"),
+    };
+    let firefox = BrowserBinaries {
+        browser: find_binary(None, &["firefox-esr", "firefox"], "Firefox")
+            .expect("firefox-esr installed"),
+        driver: find_binary(None, &["geckodriver"], "geckodriver").expect("geckodriver installed"),
+    };
+    BTreeMap::from([
+        (BrowserKind::Chromium, Ok(chromium)),
+        (BrowserKind::Firefox, Ok(firefox)),
+    ])
+}
+
+fn scenario(name: &str, toml: &str) -> Scenario {
+    Scenario::parse(Path::new(&format!("{name}.toml")), toml).expect("valid scenario")
+}
+
+fn shipped(name: &str) -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(format!("{name}.toml"));
+    Scenario::load(&path).expect("shipped scenario parses")
+}
+
+struct Selection {
+    scenarios: Vec<Scenario>,
+    backends: Vec<BackendName>,
+    browsers: Vec<BrowserKind>,
+    repeat: u32,
+    binaries: BTreeMap<BrowserKind, Result<BrowserBinaries, String>>,
+}
+
+fn run_matrix(sel: Selection) -> (RunResults, tempfile::TempDir) {
+    let out = tempfile::tempdir().unwrap();
+    let plan = RunPlan {
+        scenarios: sel.scenarios,
+        backends: sel.backends,
+        browsers: sel.browsers,
+        tls: vec![TlsVersion::Tls13],
+        repeat: Some(sel.repeat),
+        jobs: 2,
+        out: out.path().to_owned(),
+        binaries: sel.binaries,
+        quiet: Duration::from_millis(500),
+        keep_profiles: false,
+    };
+    let results = RunResults {
+        schema_version: SCHEMA_VERSION,
+        environment: Environment::default(),
+        cells: Vec::new(),
+        cells_requested: 0,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let results = rt.block_on(run(plan, results, &Progress::new()));
+    (results, out)
+}
+
+fn steps(cell: &CellResult) -> Vec<&StepResult> {
+    assert_eq!(
+        cell.status,
+        CellStatus::Measured,
+        "{}: {:?}",
+        cell.key,
+        cell.status
+    );
+    cell.trials.iter().flat_map(|t| &t.steps).collect()
+}
+
+fn cell<'a>(r: &'a RunResults, scenario: &str, backend: &str, browser: &str) -> &'a CellResult {
+    r.cells
+        .iter()
+        .find(|c| {
+            c.key.scenario == scenario && c.key.backend == backend && c.key.browser == browser
+        })
+        .unwrap_or_else(|| panic!("no cell {scenario}/{backend}/{browser}"))
+}
+
+#[test]
+fn trusted_ca_and_accept_insecure_load_without_a_failed_handshake() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (r, _out) = run_matrix(Selection {
+        scenarios: vec![
+            shipped("control-trusted-ca"),
+            shipped("control-accept-insecure"),
+        ],
+        backends: vec![BackendName::Rustls],
+        browsers: vec![],
+        repeat: 1,
+        binaries: binaries(),
+    });
+    assert_eq!(r.cells.len(), 4);
+    for c in &r.cells {
+        for s in steps(c) {
+            assert!(s.page_shown, "{}: {} showed {}", c.key, s.action, s.shown);
+            assert_eq!(
+                s.failed_handshakes, 0,
+                "{}: {} {:?}",
+                c.key, s.action, s.sequence
+            );
+            assert!(s.established >= 1, "{}: {}", c.key, s.action);
+        }
+        assert!(
+            c.trials.iter().all(|t| t.unattributed.is_empty()),
+            "{}: every connection is explained by a step",
+            c.key
+        );
+    }
+}
+
+#[test]
+fn chromium_click_through_fails_with_certificate_unknown_then_succeeds() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (r, _out) = run_matrix(Selection {
+        scenarios: vec![shipped("report-close")],
+        backends: vec![BackendName::Openssl],
+        browsers: vec![BrowserKind::Chromium],
+        repeat: 1,
+        binaries: binaries(),
+    });
+    let s = steps(cell(&r, "report-close", "openssl", "chromium"));
+    assert_eq!(s[0].action, "visit");
+    assert_eq!(s[0].shown, "warning ERR_CERT_AUTHORITY_INVALID");
+    assert!(s[0].failed_handshakes >= 1);
+    let proceed = s[1];
+    assert_eq!(
+        (proceed.action.as_str(), proceed.page_shown),
+        ("proceed", true)
+    );
+    assert!(proceed.retries.unwrap() >= 1, "{:?}", proceed.sequence);
+    let first_ok = proceed
+        .sequence
+        .iter()
+        .position(|x| x.starts_with("ok"))
+        .unwrap();
+    assert!(
+        proceed.sequence[..first_ok]
+            .iter()
+            .all(|x| x == "alert(46)"),
+        "{:?}",
+        proceed.sequence
+    );
+    assert!(proceed.alerts.iter().all(|a| a == "certificate_unknown"));
+}
+
+#[test]
+fn firefox_click_through_rejects_before_proceeding_and_not_after() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (r, _out) = run_matrix(Selection {
+        scenarios: vec![shipped("report-close")],
+        backends: vec![BackendName::Mbedtls],
+        browsers: vec![BrowserKind::Firefox],
+        repeat: 1,
+        binaries: binaries(),
+    });
+    let s = steps(cell(&r, "report-close", "mbedtls", "firefox"));
+    assert!(
+        s[0].shown
+            .starts_with("warning MOZILLA_PKIX_ERROR_SELF_SIGNED_CERT"),
+        "{}",
+        s[0].shown
+    );
+    assert!(
+        s[0].failed_handshakes >= 1 && s[0].alerts.iter().all(|a| a == "bad_certificate"),
+        "{:?}",
+        s[0].sequence
+    );
+    for after in &s[1..] {
+        assert!(after.page_shown, "{} showed {}", after.action, after.shown);
+        assert_eq!(
+            after.failed_handshakes, 0,
+            "{}: {:?}",
+            after.action, after.sequence
+        );
+    }
+}
+
+#[test]
+fn chromium_only_trust_modes_load_the_page_and_are_unsupported_in_firefox() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (r, _out) = run_matrix(Selection {
+        scenarios: vec![
+            shipped("control-devtools-ignore"),
+            shipped("control-ignore-flag"),
+            shipped("control-spki-pin"),
+        ],
+        backends: vec![BackendName::Rustls],
+        browsers: vec![],
+        repeat: 1,
+        binaries: binaries(),
+    });
+    for name in [
+        "control-devtools-ignore",
+        "control-ignore-flag",
+        "control-spki-pin",
+    ] {
+        let chromium = cell(&r, name, "rustls", "chromium");
+        for s in steps(chromium) {
+            assert!(s.page_shown, "{name}: {} showed {}", s.action, s.shown);
+        }
+        let firefox = cell(&r, name, "rustls", "firefox");
+        assert!(
+            matches!(&firefox.status, CellStatus::Unsupported { reason } if reason.contains("Chromium")),
+            "{:?}",
+            firefox.status
+        );
+        assert!(
+            firefox.trials.is_empty(),
+            "an unsupported cell runs nothing"
+        );
+    }
+    // The flag and the pin accept inside the handshake: nothing fails.
+    for name in ["control-ignore-flag", "control-spki-pin"] {
+        assert!(
+            steps(cell(&r, name, "rustls", "chromium"))
+                .iter()
+                .all(|s| s.failed_handshakes == 0),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_browser_that_cannot_start_fails_its_cells_and_the_run_finishes_the_others() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut bins = binaries();
+    let broken = BrowserBinaries {
+        browser: "/bin/false".into(),
+        driver: bins[&BrowserKind::Chromium]
+            .as_ref()
+            .unwrap()
+            .driver
+            .clone(),
+    };
+    bins.insert(BrowserKind::Chromium, Ok(broken));
+    let (r, out) = run_matrix(Selection {
+        scenarios: vec![shipped("control-trusted-ca")],
+        backends: vec![BackendName::Rustls],
+        browsers: vec![],
+        repeat: 1,
+        binaries: bins,
+    });
+    let chromium = cell(&r, "control-trusted-ca", "rustls", "chromium");
+    assert!(
+        matches!(&chromium.status, CellStatus::Error { reason, .. } if reason.contains("session")),
+        "{:?}",
+        chromium.status
+    );
+    assert!(
+        chromium.headline.is_empty(),
+        "an error cell reports no number"
+    );
+    steps(cell(&r, "control-trusted-ca", "rustls", "firefox"));
+    assert!(!r.complete());
+    let on_disk = RunResults::read(out.path()).unwrap();
+    assert_eq!(on_disk.cells.len(), 2, "the matrix on disk has both cells");
+}
+
+/// Browser and driver processes as `pid name` (zombies included: an unreaped child is a leak too).
+fn browser_processes() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            Some(format!("{pid} {}", comm.trim()))
+        })
+        .filter(|c| {
+            let name = c.split_once(' ').map(|x| x.1).unwrap_or_default();
+            [
+                "chromium",
+                "chrome",
+                "chromedriver",
+                "firefox",
+                "geckodriver",
+                "Web Content",
+                "Isolated Web Co",
+                "WebExtensions",
+                "RDD Process",
+                "Socket Process",
+                "Utility Process",
+                "forkserver",
+            ]
+            .iter()
+            .any(|n| name.starts_with(n))
+        })
+        .collect()
+}
+
+#[test]
+fn twenty_trials_leave_no_browser_process_and_no_profile() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Browsers a developer has open are not ours: compare against what ran before.
+    let before = browser_processes();
+    let (r, out) = run_matrix(Selection {
+        scenarios: vec![scenario(
+            "visit-only",
+            "description = \"d\"\ncert = \"private-ca\"\ntrust = \"trusted-ca\"\nconnection = \"keep-alive\"\nsteps = [\"visit\"]\n",
+        )],
+        backends: vec![BackendName::Rustls],
+        browsers: vec![],
+        repeat: 10,
+        binaries: binaries(),
+    });
+    let trials: usize = r.cells.iter().map(|c| c.trials.len()).sum();
+    assert_eq!(trials, 20);
+    assert!(
+        r.complete(),
+        "{:?}",
+        r.cells.iter().map(|c| &c.status).collect::<Vec<_>>()
+    );
+    let left: Vec<_> = browser_processes().difference(&before).cloned().collect();
+    assert!(left.is_empty(), "processes outlived their trials: {left:?}");
+    let leftovers: Vec<_> = walk(out.path())
+        .into_iter()
+        .filter(|p| p.ends_with("home") || p.ends_with("profile"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+            out.push(p);
+        }
+    }
+    out
+}

@@ -1,0 +1,197 @@
+//! Snapshot tests of every renderer on a fixed results file, and the atomic writer.
+
+use std::collections::BTreeMap;
+
+use backends::{Cause, ConnectionRecord, Outcome, SessionInfo};
+use results::{
+    CellKey, CellResult, CellStatus, Environment, Format, RunResults, SCHEMA_VERSION, StepWindow,
+    ToolVersions, TrialResult, attribute, render, write_all,
+};
+
+fn record(id: u64, at: u64, outcome: Outcome) -> ConnectionRecord {
+    ConnectionRecord {
+        id,
+        accepted_at_us: at,
+        closed_at_us: at + 5,
+        client: format!("[::1]:{}", 40000 + id),
+        client_port: 40000 + id as u16,
+        local: "[::1]:8443".into(),
+        outcome,
+        session: SessionInfo::default(),
+        backend_code: None,
+    }
+}
+
+fn fixed() -> RunResults {
+    let alert = || Outcome::Rejected {
+        cause: Cause::alert(2, 46),
+    };
+    let records = vec![
+        record(1, 100, alert()),
+        record(2, 101, alert()),
+        record(3, 1100, alert()),
+        record(4, 1101, alert()),
+        record(5, 1102, Outcome::Established { requests: 1 }),
+        record(6, 2100, alert()),
+        record(7, 2101, Outcome::Established { requests: 1 }),
+    ];
+    let windows = vec![
+        StepWindow {
+            action: "visit".into(),
+            shown: "warning ERR_CERT_AUTHORITY_INVALID".into(),
+            page_shown: false,
+            started_at_us: 0,
+            settled_at_us: 1000,
+        },
+        StepWindow {
+            action: "proceed".into(),
+            shown: "page".into(),
+            page_shown: true,
+            started_at_us: 1000,
+            settled_at_us: 2000,
+        },
+        StepWindow {
+            action: "revisit".into(),
+            shown: "page".into(),
+            page_shown: true,
+            started_at_us: 2000,
+            settled_at_us: 3000,
+        },
+    ];
+    let (steps, unattributed) = attribute(&records, &windows);
+    let key = |backend: &str, browser: &str| CellKey {
+        scenario: "report-close".into(),
+        backend: backend.into(),
+        browser: browser.into(),
+        tls: "1.3".into(),
+    };
+    let mut measured = CellResult {
+        key: key("mbedtls", "chromium"),
+        cert: "self-signed".into(),
+        trust: "click-through".into(),
+        connection: "close".into(),
+        status: CellStatus::Measured,
+        headline: Vec::new(),
+        trials: vec![TrialResult {
+            index: 1,
+            error: None,
+            log_dir: "trials/report-close/mbedtls-chromium-tls1.3/trial-1".into(),
+            steps,
+            unattributed,
+            wall_ms: 2500,
+        }],
+    };
+    measured.summarise();
+    let unsupported = CellResult {
+        key: CellKey {
+            scenario: "control-spki-pin".into(),
+            ..key("mbedtls", "firefox")
+        },
+        cert: "self-signed".into(),
+        trust: "spki-pin".into(),
+        connection: "close".into(),
+        status: CellStatus::Unsupported {
+            reason: "spki-pin is a Chromium mechanism".into(),
+        },
+        headline: Vec::new(),
+        trials: Vec::new(),
+    };
+    let error = CellResult {
+        key: key("mbedtls", "firefox"),
+        cert: "self-signed".into(),
+        trust: "click-through".into(),
+        connection: "close".into(),
+        status: CellStatus::Error {
+            reason: "trial 1: geckodriver did not start".into(),
+            log: Some("trials/x".into()),
+        },
+        headline: Vec::new(),
+        trials: Vec::new(),
+    };
+    RunResults {
+        schema_version: SCHEMA_VERSION,
+        environment: Environment {
+            harness_version: "0.1.0".into(),
+            git_revision: Some("abc1234".into()),
+            command: vec!["harness".into(), "--matrix".into(), "all".into()],
+            os: "Debian GNU/Linux 12 (bookworm)".into(),
+            started_at: "2026-11-26T18:00:00Z".into(),
+            ended_at: Some("2026-11-26T18:10:00Z".into()),
+            browsers: BTreeMap::from([(
+                "chromium".into(),
+                ToolVersions {
+                    browser: Some("Chromium 156.0.8078.108".into()),
+                    driver: Some("ChromeDriver 156.0.8078.108".into()),
+                    unavailable: None,
+                },
+            )]),
+            backends: BTreeMap::from([("mbedtls".into(), "Mbed TLS 3.6.6".into())]),
+        },
+        cells: vec![measured, error, unsupported],
+        cells_requested: 3,
+    }
+}
+
+#[test]
+fn headline_is_the_first_page_step_and_each_revisit() {
+    let r = fixed();
+    let h = &r.cells[0].headline;
+    assert_eq!(h.len(), 2);
+    assert_eq!(
+        (h[0].action.as_str(), h[0].retries.unwrap().median),
+        ("proceed", 2)
+    );
+    assert_eq!(
+        (h[1].action.as_str(), h[1].retries.unwrap().median),
+        ("revisit", 1)
+    );
+    assert!(!r.complete(), "an error cell makes the run incomplete");
+}
+
+#[test]
+fn terminal() {
+    insta::assert_snapshot!(render(&fixed(), Format::Terminal));
+}
+
+#[test]
+fn markdown() {
+    insta::assert_snapshot!(render(&fixed(), Format::Markdown));
+}
+
+#[test]
+fn html() {
+    insta::assert_snapshot!(render(&fixed(), Format::Html));
+}
+
+#[test]
+fn junit() {
+    insta::assert_snapshot!(render(&fixed(), Format::Junit));
+}
+
+#[test]
+fn json_round_trips_and_files_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = fixed();
+    write_all(&r, dir.path()).unwrap();
+    for f in ["matrix.json", "matrix.md", "matrix.html", "junit.xml"] {
+        assert!(dir.path().join(f).is_file(), "{f}");
+    }
+    assert_eq!(RunResults::read(dir.path()).unwrap(), r);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary files remain");
+}
+
+#[test]
+fn a_newer_schema_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("matrix.json"), r#"{"schema_version": 99}"#).unwrap();
+    let e = RunResults::read(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("schema_version Some(99), this harness reads 1"),
+        "{e}"
+    );
+}
