@@ -589,6 +589,12 @@ impl BrowserSession {
         self.driver.pid()
     }
 
+    /// Sum of the peak resident memory (VmHWM) of the driver and every browser process in its
+    /// process group, KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        self.driver.group_peak_rss_kib()
+    }
+
     /// Navigates to `url` and reports what is shown.
     pub async fn visit(&self, url: &str) -> Result<Shown, BrowserError> {
         match self.client().goto(url).await {

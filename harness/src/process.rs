@@ -96,6 +96,27 @@ impl DriverProcess {
         self.child.as_ref().and_then(Child::id)
     }
 
+    /// Sum of VmHWM over the processes in the driver's process group, KiB.
+    pub fn group_peak_rss_kib(&self) -> Option<u64> {
+        let pgid = self.pgid?.to_string();
+        let mut total = 0;
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            // Field 5 (after `pid (comm) state ppid`) is the process group.
+            let Some((_, tail)) = stat.rsplit_once(')') else { continue };
+            if tail.split_whitespace().nth(2) != Some(pgid.as_str()) {
+                continue;
+            }
+            let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
+            total += status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Some(total)
+    }
+
     /// Stops the driver's process group and every process naming the trial directory.
     pub async fn stop(&mut self) {
         let pgid = self.pgid.take();

@@ -246,14 +246,16 @@ async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> TrialResult {
         steps: Vec::new(),
         unattributed: Vec::new(),
         wall_ms: 0,
+        browser_peak_rss_kib: None,
     };
     // A hung browser must not hang the run: bound the whole trial.
     let budget =
         Duration::from_secs(60) + Duration::from_secs(20) * cell.scenario.file.steps.len() as u32;
     match tokio::time::timeout(budget, trial_body(plan, cell, &dir)).await {
-        Ok(Ok((steps, unattributed))) => {
+        Ok(Ok((steps, unattributed, peak))) => {
             trial.steps = steps;
             trial.unattributed = unattributed;
+            trial.browser_peak_rss_kib = peak;
         }
         Ok(Err(e)) => trial.error = Some(format!("{e:#}")),
         Err(_) => {
@@ -276,7 +278,7 @@ async fn trial_body(
     plan: &RunPlan,
     cell: &Cell,
     dir: &Path,
-) -> anyhow::Result<(Vec<results::StepResult>, Vec<u64>)> {
+) -> anyhow::Result<(Vec<results::StepResult>, Vec<u64>, Option<u64>)> {
     use anyhow::Context;
     let f = &cell.scenario.file;
     tokio::fs::create_dir_all(dir)
@@ -312,6 +314,7 @@ async fn trial_body(
     };
 
     let mut windows = Vec::new();
+    let mut peak = None;
     let outcome: anyhow::Result<()> = async {
         let session = BrowserSession::start(&session_plan).await?;
         let steps = async {
@@ -337,6 +340,7 @@ async fn trial_body(
             anyhow::Ok(())
         }
         .await;
+        peak = session.peak_rss_kib();
         session.close().await;
         steps
     }
@@ -352,7 +356,8 @@ async fn trial_body(
         .await
         .context("writing connections.jsonl")?;
     outcome?;
-    Ok(attribute(&records, &windows))
+    let (steps, unattributed) = attribute(&records, &windows);
+    Ok((steps, unattributed, peak))
 }
 
 /// Waits until no new connection has reached the server for `quiet`, so that late connections

@@ -52,6 +52,7 @@ struct Selection {
     browsers: Vec<BrowserKind>,
     repeat: u32,
     binaries: BTreeMap<BrowserKind, Result<BrowserBinaries, String>>,
+    jobs: usize,
 }
 
 fn run_matrix(sel: Selection) -> (RunResults, tempfile::TempDir) {
@@ -62,7 +63,7 @@ fn run_matrix(sel: Selection) -> (RunResults, tempfile::TempDir) {
         browsers: sel.browsers,
         tls: vec![TlsVersion::Tls13],
         repeat: Some(sel.repeat),
-        jobs: 2,
+        jobs: sel.jobs,
         out: out.path().to_owned(),
         binaries: sel.binaries,
         quiet: Duration::from_millis(500),
@@ -111,6 +112,7 @@ fn trusted_ca_and_accept_insecure_load_without_a_failed_handshake() {
         browsers: vec![],
         repeat: 1,
         binaries: binaries(),
+        jobs: 2,
     });
     assert_eq!(r.cells.len(), 4);
     for c in &r.cells {
@@ -140,6 +142,7 @@ fn chromium_click_through_fails_with_certificate_unknown_then_succeeds() {
         browsers: vec![BrowserKind::Chromium],
         repeat: 1,
         binaries: binaries(),
+        jobs: 2,
     });
     let s = steps(cell(&r, "report-close", "openssl", "chromium"));
     assert_eq!(s[0].action, "visit");
@@ -175,6 +178,7 @@ fn firefox_click_through_rejects_before_proceeding_and_not_after() {
         browsers: vec![BrowserKind::Firefox],
         repeat: 1,
         binaries: binaries(),
+        jobs: 2,
     });
     let s = steps(cell(&r, "report-close", "mbedtls", "firefox"));
     assert!(
@@ -211,6 +215,7 @@ fn chromium_only_trust_modes_load_the_page_and_are_unsupported_in_firefox() {
         browsers: vec![],
         repeat: 1,
         binaries: binaries(),
+        jobs: 2,
     });
     for name in [
         "control-devtools-ignore",
@@ -262,6 +267,7 @@ fn a_browser_that_cannot_start_fails_its_cells_and_the_run_finishes_the_others()
         browsers: vec![],
         repeat: 1,
         binaries: bins,
+        jobs: 2,
     });
     let chromium = cell(&r, "control-trusted-ca", "rustls", "chromium");
     assert!(
@@ -325,6 +331,7 @@ fn twenty_trials_leave_no_browser_process_and_no_profile() {
         browsers: vec![],
         repeat: 10,
         binaries: binaries(),
+        jobs: 2,
     });
     let trials: usize = r.cells.iter().map(|c| c.trials.len()).sum();
     assert_eq!(trials, 20);
@@ -352,4 +359,35 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn parallel_trials_agree_with_serial_trials() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Scenarios whose counts are stable from trial to trial, so any difference is parallelism's.
+    let selection = |jobs| Selection {
+        scenarios: vec![shipped("report-no-prediction"), shipped("control-trusted-ca")],
+        backends: vec![BackendName::Rustls],
+        browsers: vec![],
+        repeat: 2,
+        binaries: binaries(),
+        jobs,
+    };
+    let (serial, _a) = run_matrix(selection(1));
+    let (parallel, _b) = run_matrix(selection(2));
+    assert_eq!(serial.cells.len(), parallel.cells.len());
+    for (s, p) in serial.cells.iter().zip(&parallel.cells) {
+        assert_eq!(s.key, p.key);
+        assert_eq!(s.status, CellStatus::Measured, "{}: {:?}", s.key, s.status);
+        assert_eq!(p.status, CellStatus::Measured, "{}: {:?}", p.key, p.status);
+        assert_eq!(s.headline.len(), p.headline.len(), "{}", s.key);
+        for (hs, hp) in s.headline.iter().zip(&p.headline) {
+            let (a, b) = (hs.retries.expect("page shown"), hp.retries.expect("page shown"));
+            assert_eq!(a.median, b.median, "{} {}: jobs 1 {a} vs jobs 2 {b}", s.key, hs.action);
+            assert!(a.min <= b.max && b.min <= a.max, "{} {}: ranges do not overlap: {a} vs {b}", s.key, hs.action);
+        }
+        for t in s.trials.iter().chain(&p.trials) {
+            assert!(t.browser_peak_rss_kib.is_some_and(|k| k > 10_000), "peak memory recorded: {:?}", t.browser_peak_rss_kib);
+        }
+    }
 }

@@ -199,6 +199,9 @@ pub struct TrialResult {
     pub unattributed: Vec<u64>,
     /// Wall time of the trial, milliseconds.
     pub wall_ms: u64,
+    /// Peak resident memory of the browser and its driver (sum of each process's peak, KiB),
+    /// read just before the session closed; absent if the session never started.
+    pub browser_peak_rss_kib: Option<u64>,
 }
 
 /// One step of one trial.

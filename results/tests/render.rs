@@ -79,6 +79,7 @@ fn fixed() -> RunResults {
             steps,
             unattributed,
             wall_ms: 2500,
+            browser_peak_rss_kib: Some(412_000),
         }],
     };
     measured.summarise();
