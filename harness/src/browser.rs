@@ -481,35 +481,13 @@ impl BrowserSession {
                 })?;
         }
 
-        let port = free_port().map_err(|source| BrowserError::Io {
-            what: "finding a free port".into(),
-            source,
-        })?;
         let log = plan.dir.join(match plan.kind {
             BrowserKind::Chromium => "chromedriver.log",
             BrowserKind::Firefox => "geckodriver.log",
         });
-        let (driver_name, args): (&'static str, Vec<String>) = match plan.kind {
-            BrowserKind::Chromium => (
-                "chromedriver",
-                vec![
-                    format!("--port={port}"),
-                    "--allowed-ips=127.0.0.1".into(),
-                    "--enable-chrome-logs".into(),
-                    format!("--log-path={}", log.display()),
-                ],
-            ),
-            BrowserKind::Firefox => (
-                "geckodriver",
-                vec![
-                    "--host".into(),
-                    "127.0.0.1".into(),
-                    "--port".into(),
-                    port.to_string(),
-                    "--log".into(),
-                    "info".into(),
-                ],
-            ),
+        let driver_name = match plan.kind {
+            BrowserKind::Chromium => "chromedriver",
+            BrowserKind::Firefox => "geckodriver",
         };
         // A short TMPDIR of its own: Chromium's singleton socket path must fit in 108 bytes,
         // which a temporary folder inside a deep run folder does not.
@@ -526,22 +504,58 @@ impl BrowserSession {
             ("XDG_CACHE_HOME", home.join(".cache")),
             ("TMPDIR", tmp.path().to_owned()),
         ];
-        let sweep = vec![plan.dir.to_owned(), tmp.path().to_owned()];
-        let driver = DriverProcess::spawn(
-            driver_name,
-            &plan.binaries.driver,
-            &args,
-            &env,
-            &log,
-            port,
-            sweep,
-        )
-        .await
-        .map_err(|reason| BrowserError::DriverStart {
-            driver: driver_name,
-            reason,
-            log: log.display().to_string(),
-        })?;
+        let mut attempt = 0;
+        let (driver, port) = loop {
+            attempt += 1;
+            let port = free_port().map_err(|source| BrowserError::Io {
+                what: "finding a free port".into(),
+                source,
+            })?;
+            let args: Vec<String> = match plan.kind {
+                BrowserKind::Chromium => vec![
+                    format!("--port={port}"),
+                    "--allowed-ips=127.0.0.1".into(),
+                    "--enable-chrome-logs".into(),
+                    format!("--log-path={}", log.display()),
+                ],
+                BrowserKind::Firefox => {
+                    vec![
+                        "--host".into(),
+                        "127.0.0.1".into(),
+                        "--port".into(),
+                        port.to_string(),
+                        "--log".into(),
+                        "info".into(),
+                    ]
+                }
+            };
+            let sweep = vec![plan.dir.to_owned(), tmp.path().to_owned()];
+            match DriverProcess::spawn(
+                driver_name,
+                &plan.binaries.driver,
+                &args,
+                &env,
+                &log,
+                port,
+                sweep,
+            )
+            .await
+            {
+                Ok(driver) => break (driver, port),
+                // Another process (a parallel trial's server) can take the probed port before
+                // the driver binds it; nothing has been measured yet, so try another port.
+                Err(reason) if attempt < 3 => {
+                    tracing::debug!("{driver_name} attempt {attempt}: {reason}")
+                }
+                Err(reason) => {
+                    return Err(BrowserError::DriverStart {
+                        driver: driver_name,
+                        reason,
+                        log: log.display().to_string(),
+                    });
+                }
+            }
+        };
 
         let caps = capabilities(plan, &profile);
         let driver_url = format!("http://127.0.0.1:{port}");

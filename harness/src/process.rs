@@ -101,13 +101,19 @@ impl DriverProcess {
         let pgid = self.pgid?.to_string();
         let mut total = 0;
         for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
             // Field 5 (after `pid (comm) state ppid`) is the process group.
-            let Some((_, tail)) = stat.rsplit_once(')') else { continue };
+            let Some((_, tail)) = stat.rsplit_once(')') else {
+                continue;
+            };
             if tail.split_whitespace().nth(2) != Some(pgid.as_str()) {
                 continue;
             }
-            let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
+            let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+                continue;
+            };
             total += status
                 .lines()
                 .find_map(|l| l.strip_prefix("VmHWM:"))

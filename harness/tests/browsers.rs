@@ -366,7 +366,10 @@ fn parallel_trials_agree_with_serial_trials() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Scenarios whose counts are stable from trial to trial, so any difference is parallelism's.
     let selection = |jobs| Selection {
-        scenarios: vec![shipped("report-no-prediction"), shipped("control-trusted-ca")],
+        scenarios: vec![
+            shipped("report-no-prediction"),
+            shipped("control-trusted-ca"),
+        ],
         backends: vec![BackendName::Rustls],
         browsers: vec![],
         repeat: 2,
@@ -382,12 +385,28 @@ fn parallel_trials_agree_with_serial_trials() {
         assert_eq!(p.status, CellStatus::Measured, "{}: {:?}", p.key, p.status);
         assert_eq!(s.headline.len(), p.headline.len(), "{}", s.key);
         for (hs, hp) in s.headline.iter().zip(&p.headline) {
-            let (a, b) = (hs.retries.expect("page shown"), hp.retries.expect("page shown"));
-            assert_eq!(a.median, b.median, "{} {}: jobs 1 {a} vs jobs 2 {b}", s.key, hs.action);
-            assert!(a.min <= b.max && b.min <= a.max, "{} {}: ranges do not overlap: {a} vs {b}", s.key, hs.action);
+            let (a, b) = (
+                hs.retries.expect("page shown"),
+                hp.retries.expect("page shown"),
+            );
+            assert_eq!(
+                a.median, b.median,
+                "{} {}: jobs 1 {a} vs jobs 2 {b}",
+                s.key, hs.action
+            );
+            assert!(
+                a.min <= b.max && b.min <= a.max,
+                "{} {}: ranges do not overlap: {a} vs {b}",
+                s.key,
+                hs.action
+            );
         }
         for t in s.trials.iter().chain(&p.trials) {
-            assert!(t.browser_peak_rss_kib.is_some_and(|k| k > 10_000), "peak memory recorded: {:?}", t.browser_peak_rss_kib);
+            assert!(
+                t.browser_peak_rss_kib.is_some_and(|k| k > 10_000),
+                "peak memory recorded: {:?}",
+                t.browser_peak_rss_kib
+            );
         }
     }
 }

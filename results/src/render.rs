@@ -278,7 +278,10 @@ fn html(results: &RunResults) -> String {
                 CellStatus::Measured => {}
             }
             for t in &cell.trials {
-                let memory = t.browser_peak_rss_kib.map(|k| format!(", browser peak {} MiB", k / 1024)).unwrap_or_default();
+                let memory = t
+                    .browser_peak_rss_kib
+                    .map(|k| format!(", browser peak {} MiB", k / 1024))
+                    .unwrap_or_default();
                 s += &format!("<p>trial {} ({} ms{memory})", t.index, t.wall_ms);
                 if let Some(e) = &t.error {
                     s += &format!(" — error: {}", esc(e));
