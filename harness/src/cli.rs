@@ -1,7 +1,10 @@
 //! The command line.
 //!
-//! Exit codes: 0 every requested cell measured (or unsupported); 1 at least one cell is
-//! `error` or the run was interrupted; 2 bad input (scenario, name, flag, missing folder).
+//! Exit codes (also in `--help`): 0 every requested cell measured (or unsupported), no
+//! expectation broken, nothing changed against the baseline; 1 at least one cell is `error` or
+//! the run was interrupted; 2 bad input (scenario, name, flag, missing folder); 3 a cell changed
+//! against the baseline (`--baseline`, `diff`); 4 an expectation broke. When several apply, the
+//! lowest non-zero code wins: an incomplete run says so before anything it measured.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +24,8 @@ use crate::scenario::{self, Scenario};
 
 const EXIT_INCOMPLETE: u8 = 1;
 const EXIT_USAGE: u8 = 2;
+const EXIT_CHANGED: u8 = 3;
+const EXIT_EXPECTATION: u8 = 4;
 
 /// Counts the TLS handshakes each browser burns before it shows a page served with an
 /// untrusted certificate — per TLS library, TLS version and way of accepting the certificate.
@@ -36,6 +41,10 @@ const EXIT_USAGE: u8 = 2;
 ///   harness list                                scenarios, backends and browsers
 ///   harness serve --backend mbedtls --tls 1.3   reproduce the report by hand
 ///   harness report results/runs/<run-id>        re-render a run
+///   harness diff OLD NEW                        what changed between two runs
+///
+/// Exit codes: 0 all measured, nothing broken or changed; 1 a cell is `error` or the run was
+/// interrupted; 2 bad input; 3 a cell changed against the baseline; 4 an expectation broke.
 #[derive(Debug, Parser)]
 #[command(
     name = "harness",
@@ -60,6 +69,33 @@ enum Command {
     Report {
         /// The run folder (or its matrix.json).
         run_dir: PathBuf,
+    },
+    /// Compare two runs: changed, added and removed cells, and version changes. Exit 3 if a
+    /// cell changed. A cell changed when, for a headline step, the min–max ranges of retries no
+    /// longer overlap or the median moved by more than 1; or its status changed.
+    Diff {
+        /// The earlier run folder (or matrix.json).
+        old: PathBuf,
+        /// The later run folder (or matrix.json).
+        new: PathBuf,
+    },
+    /// Combine slices of one matrix run on different machines into one run folder.
+    Merge {
+        /// Run folders (or matrix.json files) to combine.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Where the merged run is written.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The trend of every cell across runs (oldest first): terminal table and history.html.
+    History {
+        /// Run folders, or a folder of run folders (default: results/runs).
+        #[arg(default_value = "results/runs")]
+        runs: Vec<PathBuf>,
+        /// Where to write history.html (default: inside the first folder given).
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
 }
 
@@ -142,6 +178,9 @@ struct RunArgs {
     /// Keep each trial's browser profile and HOME (large) next to its logs.
     #[arg(long)]
     keep_profiles: bool,
+    /// Compare the finished run with this earlier run (folder or matrix.json); exit 3 on change.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     #[command(flatten)]
     binaries: BinaryArgs,
 }
@@ -205,6 +244,9 @@ pub fn main() -> ExitCode {
             Some(Command::List(args)) => list(args),
             Some(Command::Serve(args)) => serve(args).await,
             Some(Command::Report { run_dir }) => report(&run_dir),
+            Some(Command::Diff { old, new }) => diff_runs(&old, &new),
+            Some(Command::Merge { runs, out }) => merge_runs(&runs, &out),
+            Some(Command::History { runs, html }) => history(&runs, html.as_deref()),
             None => run_matrix(cli.run).await,
         }
     });
@@ -378,6 +420,10 @@ async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
             "the selection is empty: no scenario has a cell for the given --backend/--browser/--tls"
         )));
     }
+    let baseline = match &args.baseline {
+        Some(b) => Some(read_run(b)?),
+        None => None,
+    };
     if args.repeat == Some(0) {
         return Err(usage(anyhow::anyhow!("--repeat must be at least 1")));
     }
@@ -420,11 +466,16 @@ async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
     results::write_all(&results, &out).context("writing results")?;
     println!("{}", results::render(&results, Format::Terminal));
     println!("results: {}", out.display());
-    Ok(if results.complete() {
-        0
-    } else {
-        EXIT_INCOMPLETE
-    })
+    let changed = baseline.map(|b| {
+        let d = results::diff(&b, &results);
+        println!(
+            "against the baseline:
+{}",
+            d.render()
+        );
+        d.has_changes()
+    });
+    Ok(exit_code(&results, changed.unwrap_or(false)))
 }
 
 async fn shutdown_signal() {
@@ -550,9 +601,151 @@ fn report(run_dir: &Path) -> Result<u8, Failure> {
     };
     results::write_all(&results, &dir).context("writing results")?;
     println!("{}", results::render(&results, Format::Terminal));
-    Ok(if results.complete() {
-        0
-    } else {
+    Ok(exit_code(&results, false))
+}
+
+fn exit_code(results: &RunResults, changed: bool) -> u8 {
+    if !results.complete() {
         EXIT_INCOMPLETE
-    })
+    } else if !results.broken_expectations().is_empty() {
+        EXIT_EXPECTATION
+    } else if changed {
+        EXIT_CHANGED
+    } else {
+        0
+    }
+}
+
+fn read_run(path: &Path) -> Result<RunResults, Failure> {
+    if !path.exists() {
+        return Err(usage(anyhow::anyhow!("{} does not exist", path.display())));
+    }
+    RunResults::read(path).map_err(usage)
+}
+
+fn diff_runs(old: &Path, new: &Path) -> Result<u8, Failure> {
+    let (old, new) = (read_run(old)?, read_run(new)?);
+    let d = results::diff(&old, &new);
+    print!("{}", d.render());
+    Ok(if d.has_changes() { EXIT_CHANGED } else { 0 })
+}
+
+fn merge_runs(runs: &[PathBuf], out: &Path) -> Result<u8, Failure> {
+    let slices = runs
+        .iter()
+        .map(|r| Ok((r.display().to_string(), read_run(r)?)))
+        .collect::<Result<Vec<_>, Failure>>()?;
+    if out.join("matrix.json").exists() {
+        return Err(usage(anyhow::anyhow!(
+            "{} already holds a run; choose another --out",
+            out.display()
+        )));
+    }
+    let (merged, conflicts) = results::merge(&slices);
+    for c in &conflicts {
+        eprintln!("conflict: {c}");
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    results::write_all(&merged, out).context("writing the merged run")?;
+    println!("{}", results::render(&merged, Format::Terminal));
+    println!("merged {} runs into {}", runs.len(), out.display());
+    Ok(exit_code(&merged, false))
+}
+
+/// Run folders in `paths`: each a run folder, or a folder whose subfolders are run folders.
+fn run_folders(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
+    let mut out = Vec::new();
+    for p in paths {
+        if !p.exists() {
+            return Err(usage(anyhow::anyhow!("{} does not exist", p.display())));
+        }
+        if p.join("matrix.json").is_file() || p.is_file() {
+            out.push(p.clone());
+            continue;
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+            .with_context(|| format!("reading {}", p.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|d| d.join("matrix.json").is_file())
+            .collect();
+        found.sort();
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+fn history(paths: &[PathBuf], html: Option<&Path>) -> Result<u8, Failure> {
+    let folders = run_folders(paths)?;
+    if folders.is_empty() {
+        let given: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(usage(anyhow::anyhow!(
+            "no run folders (with matrix.json) in {}",
+            given.join(", ")
+        )));
+    }
+    let mut entries = Vec::new();
+    for f in &folders {
+        let results = read_run(f)?;
+        let label = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        entries.push(results::HistoryEntry { label, results });
+    }
+    entries.sort_by(|a, b| {
+        a.results
+            .environment
+            .started_at
+            .cmp(&b.results.environment.started_at)
+    });
+    let (headers, rows) = results::history_table(&entries);
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(std::iter::once("cell".to_owned()).chain(headers.iter().cloned()));
+    for (key, values) in &rows {
+        table.add_row(std::iter::once(key.to_string()).chain(values.iter().cloned()));
+    }
+    println!("{table}");
+    let html_path = html.map(Path::to_path_buf).unwrap_or_else(|| {
+        let base = if paths[0].is_dir() {
+            paths[0].clone()
+        } else {
+            PathBuf::from(".")
+        };
+        base.join("history.html")
+    });
+    let mut page = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>handshake-matrix history</title>\
+         <style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}\
+         td,th{border:1px solid #bbb;padding:4px 8px}.changed{background:#ffd2a0}</style></head>\
+         <body><h1>handshake-matrix history</h1><table><tr><th>cell</th>",
+    );
+    for h in &headers {
+        page += &format!("<th>{}</th>", html_escape(h));
+    }
+    page += "</tr>";
+    for (key, values) in &rows {
+        page += &format!("<tr><td>{}</td>", html_escape(&key.to_string()));
+        for (i, v) in values.iter().enumerate() {
+            let class = if i > 0 && values[i - 1] != *v {
+                " class=\"changed\""
+            } else {
+                ""
+            };
+            page += &format!("<td{class}>{}</td>", html_escape(v));
+        }
+        page += "</tr>";
+    }
+    page += "</table><p>Each cell: median retries of the step that first shows the page, then of \
+             each revisit. Orange: different from the run before.</p></body></html>\n";
+    results::write_atomically(&html_path, page.as_bytes()).context("writing history.html")?;
+    println!("history: {}", html_path.display());
+    Ok(0)
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

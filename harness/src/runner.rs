@@ -156,6 +156,7 @@ pub async fn run(plan: RunPlan, mut results: RunResults, progress: &Progress) ->
             status: CellStatus::Measured,
             headline: Vec::new(),
             trials: Vec::new(),
+            expectations: Vec::new(),
         };
         if let Some(status) = precheck(cell, &plan) {
             result.status = status;
@@ -206,6 +207,7 @@ pub async fn run(plan: RunPlan, mut results: RunResults, progress: &Progress) ->
                 };
             }
             cell.summarise();
+            check_expectations(&mut cell, &cells[i]);
             progress.cell_done(&cell, 0);
             results.cells.push(cell);
             // Keep the file in cell order, whatever order trials finished in.
@@ -221,6 +223,56 @@ pub async fn run(plan: RunPlan, mut results: RunResults, progress: &Progress) ->
         }
     }
     results
+}
+
+/// Checks the scenario's expectations that apply to a measured cell, in every trial.
+fn check_expectations(result: &mut CellResult, cell: &Cell) {
+    if result.status != CellStatus::Measured {
+        return;
+    }
+    for e in cell
+        .scenario
+        .file
+        .expect
+        .iter()
+        .filter(|e| e.applies(cell.backend, cell.browser, cell.tls))
+    {
+        let mut broken = None;
+        if result.headline.is_empty() {
+            broken = Some("no step showed the page".to_owned());
+        }
+        'trials: for t in &result.trials {
+            for h in &result.headline {
+                let Some(step) = t.steps.get(h.step) else {
+                    continue;
+                };
+                let problem = match step.retries.filter(|_| step.page_shown) {
+                    None => Some("did not show the page".to_owned()),
+                    Some(r) if e.max_retries.is_some_and(|m| r > m) => {
+                        Some(format!("had {r} retries"))
+                    }
+                    Some(r) if e.min_retries.is_some_and(|m| r < m) => {
+                        Some(format!("had {r} retries"))
+                    }
+                    Some(_) => None,
+                };
+                if let Some(p) = problem {
+                    broken = Some(format!(
+                        "trial {} step {} ({}) {p}",
+                        t.index,
+                        h.step + 1,
+                        h.action
+                    ));
+                    break 'trials;
+                }
+            }
+        }
+        result.expectations.push(results::ExpectationCheck {
+            rule: e.rule(),
+            reason: e.reason.clone(),
+            broken,
+        });
+    }
 }
 
 fn write(results: &RunResults, out: &Path) {

@@ -104,6 +104,47 @@ pub struct ScenarioFile {
     /// Browser settings (default: the browser's own).
     #[serde(default)]
     pub knobs: Knobs,
+    /// What the results must show, each with a reason; a broken one fails the run.
+    #[serde(default)]
+    pub expect: Vec<Expectation>,
+}
+
+/// An expectation on the headline retries of the cells it applies to, checked in every trial.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Expectation {
+    /// Every headline step of every trial shows the page with at most this many retries.
+    pub max_retries: Option<u32>,
+    /// Every headline step of every trial has at least this many retries.
+    pub min_retries: Option<u32>,
+    /// Why this is expected (required: an expectation without a reason cannot be judged later).
+    pub reason: String,
+    /// Only these browsers (default: all of the scenario's).
+    pub browsers: Option<Vec<BrowserKind>>,
+    /// Only these backends.
+    pub backends: Option<Vec<BackendName>>,
+    /// Only these TLS versions.
+    pub tls: Option<Vec<TlsVersion>>,
+}
+
+impl Expectation {
+    /// Whether it applies to a cell.
+    pub fn applies(&self, backend: BackendName, browser: BrowserKind, tls: TlsVersion) -> bool {
+        self.browsers.as_ref().is_none_or(|b| b.contains(&browser))
+            && self.backends.as_ref().is_none_or(|b| b.contains(&backend))
+            && self.tls.as_ref().is_none_or(|t| t.contains(&tls))
+    }
+
+    /// The rule in words, e.g. `retries ≤ 0`.
+    pub fn rule(&self) -> String {
+        match (self.min_retries, self.max_retries) {
+            (Some(lo), Some(hi)) if lo == hi => format!("retries = {lo}"),
+            (Some(lo), Some(hi)) => format!("{lo} ≤ retries ≤ {hi}"),
+            (None, Some(hi)) => format!("retries ≤ {hi}"),
+            (Some(lo), None) => format!("retries ≥ {lo}"),
+            (None, None) => "nothing".into(),
+        }
+    }
 }
 
 /// A parsed, validated scenario.
@@ -226,6 +267,20 @@ impl Scenario {
                 return Err(invalid(
                     key_offset(text, key),
                     format!("`{key}` is empty: the scenario would select no cell"),
+                ));
+            }
+        }
+        for e in &file.expect {
+            if e.max_retries.is_none() && e.min_retries.is_none() {
+                return Err(invalid(
+                    key_offset(text, "reason"),
+                    "an `[[expect]]` needs `max-retries` or `min-retries`".into(),
+                ));
+            }
+            if e.reason.trim().is_empty() {
+                return Err(invalid(
+                    key_offset(text, "reason"),
+                    "an `[[expect]]` needs a non-empty `reason`".into(),
                 ));
             }
         }
@@ -365,6 +420,26 @@ mod tests {
         let e = err(&OK.replace("click-through", "trusted-ca"));
         assert!(
             e.starts_with("scenarios/x.toml:5:1: `proceed` clicks through"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn expectations_need_a_rule_and_a_reason() {
+        let e = err(&format!("{OK}[[expect]]\nreason = \"r\"\n"));
+        assert!(
+            e.starts_with(
+                "scenarios/x.toml:7:1: an `[[expect]]` needs `max-retries` or `min-retries`"
+            ),
+            "{e}"
+        );
+        let e = err(&format!("{OK}[[expect]]\nmax-retries = 0\nreason = \"\"\n"));
+        assert!(e.contains("needs a non-empty `reason`"), "{e}");
+        let e = err(&format!(
+            "{OK}[[expect]]\nmax-retires = 0\nreason = \"r\"\n"
+        ));
+        assert!(
+            e.starts_with("scenarios/x.toml:7:1: unknown field `max-retires`"),
             "{e}"
         );
     }

@@ -410,3 +410,108 @@ fn parallel_trials_agree_with_serial_trials() {
         }
     }
 }
+
+fn harness_bin(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .env("CI", "true")
+        .output()
+        .expect("harness runs")
+}
+
+#[test]
+fn a_broken_expectation_fails_the_run_with_exit_4_and_a_junit_failure() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let scenarios = tempfile::tempdir().unwrap();
+    std::fs::write(
+        scenarios.path().join("wrong.toml"),
+        "description = \"d\"\ncert = \"self-signed\"\ntrust = \"click-through\"\nconnection = \"close\"\n\
+         steps = [\"visit\", \"proceed\"]\n\n[[expect]]\nmax-retries = 0\n\
+         reason = \"deliberately wrong: Chromium always retries after click-through\"\n",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let o = harness_bin(&[
+        "--scenarios",
+        scenarios.path().to_str().unwrap(),
+        "--matrix",
+        "wrong",
+        "--backend",
+        "rustls",
+        "--browser",
+        "chromium",
+        "--tls",
+        "1.3",
+        "--repeat",
+        "1",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("✗") && stdout.contains("deliberately wrong"),
+        "{stdout}"
+    );
+    let junit = std::fs::read_to_string(run.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("<failure") && junit.contains("expected retries ≤ 0"),
+        "{junit}"
+    );
+}
+
+#[test]
+fn a_real_run_compared_to_itself_as_baseline_reports_no_change() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let (a, b) = (out.path().join("a"), out.path().join("b"));
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let common = [
+        "--scenarios",
+        scenarios.to_str().unwrap(),
+        "--matrix",
+        "control-trusted-ca",
+        "--backend",
+        "rustls",
+        "--browser",
+        "chromium",
+        "--tls",
+        "1.3",
+        "--repeat",
+        "1",
+    ];
+    let o = harness_bin(&[&common[..], &["--out", a.to_str().unwrap()]].concat());
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = harness_bin(&["diff", a.to_str().unwrap(), a.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no cell changed"));
+    let o = harness_bin(
+        &[
+            &common[..],
+            &[
+                "--out",
+                b.to_str().unwrap(),
+                "--baseline",
+                a.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("against the baseline:\nno cell changed"),
+        "{stdout}"
+    );
+}

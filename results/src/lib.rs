@@ -6,6 +6,7 @@
 //! first `established` connection. A cell that was not measured carries no numbers at all.
 
 mod attribution;
+mod compare;
 mod render;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use backends::ConnectionRecord;
 use serde::{Deserialize, Serialize};
 
 pub use crate::attribution::{StepWindow, attribute};
+pub use crate::compare::{CellChange, Diff, HistoryEntry, diff, history_table, merge};
 pub use crate::render::{Format, render, write_all};
 
 /// Bumped whenever a field is added, removed or changes meaning.
@@ -130,6 +132,21 @@ pub struct CellResult {
     pub headline: Vec<HeadlineStep>,
     /// Every trial, kept.
     pub trials: Vec<TrialResult>,
+    /// The scenario's expectations that apply to this cell, each checked.
+    #[serde(default)]
+    pub expectations: Vec<ExpectationCheck>,
+}
+
+/// One expectation from a scenario, checked against a cell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectationCheck {
+    /// The rule, e.g. `retries ≤ 0 in every trial`.
+    pub rule: String,
+    /// Why the scenario expects it.
+    pub reason: String,
+    /// `None` when it holds; what broke it otherwise.
+    pub broken: Option<String>,
 }
 
 /// min / median / max over trials.
@@ -339,6 +356,14 @@ impl RunResults {
             path: file.display().to_string(),
             message: e.to_string(),
         })
+    }
+
+    /// Cells with at least one broken expectation.
+    pub fn broken_expectations(&self) -> Vec<&CellResult> {
+        self.cells
+            .iter()
+            .filter(|c| c.expectations.iter().any(|e| e.broken.is_some()))
+            .collect()
     }
 
     /// Whether every requested cell is present and measured or unsupported.

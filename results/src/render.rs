@@ -95,8 +95,13 @@ impl<'a> Matrix<'a> {
 
 /// `2 / 1 / 1`: median retries of the step that first shows the page, then of each revisit;
 /// `–` where no trial showed the page in that step.
-fn headline_text(cell: &CellResult) -> String {
-    match &cell.status {
+pub(crate) fn headline_text(cell: &CellResult) -> String {
+    let broken = if cell.expectations.iter().any(|e| e.broken.is_some()) {
+        " ✗"
+    } else {
+        ""
+    };
+    let text = match &cell.status {
         CellStatus::Measured if cell.headline.is_empty() => "no page".into(),
         CellStatus::Measured => cell
             .headline
@@ -110,7 +115,23 @@ fn headline_text(cell: &CellResult) -> String {
             .join(" / "),
         CellStatus::Unsupported { .. } => "unsupported".into(),
         CellStatus::Error { .. } => "error".into(),
-    }
+    };
+    format!("{text}{broken}")
+}
+
+/// `- cell: reason — what broke it` for every broken expectation.
+fn broken_lines(results: &RunResults) -> Vec<String> {
+    results
+        .cells
+        .iter()
+        .flat_map(|c| {
+            c.expectations.iter().filter_map(move |e| {
+                e.broken
+                    .as_ref()
+                    .map(|b| format!("- {}: expected {} ({}) — {b}", c.key, e.rule, e.reason))
+            })
+        })
+        .collect()
 }
 
 fn legend(results: &RunResults) -> String {
@@ -159,7 +180,13 @@ fn terminal(results: &RunResults) -> String {
         );
         table.add_row(cells);
     }
-    format!("{table}\n{}", legend(results))
+    let broken = broken_lines(results);
+    let broken = if broken.is_empty() {
+        String::new()
+    } else {
+        format!("broken expectations (✗):\n{}\n", broken.join("\n"))
+    };
+    format!("{table}\n{}{broken}", legend(results))
 }
 
 fn markdown(results: &RunResults) -> String {
@@ -210,6 +237,12 @@ fn markdown(results: &RunResults) -> String {
             )),
         })
         .collect();
+    let broken = broken_lines(results);
+    if !broken.is_empty() {
+        s += "\n## Broken expectations (✗)\n\n";
+        s += &broken.join("\n");
+        s += "\n";
+    }
     if !notes.is_empty() {
         s += "\n## Not measured\n\n";
         s += &notes.join("\n");
@@ -277,6 +310,19 @@ fn html(results: &RunResults) -> String {
                 }
                 CellStatus::Measured => {}
             }
+            for e in &cell.expectations {
+                let verdict = e
+                    .broken
+                    .as_deref()
+                    .map(|b| format!("✗ broken: {b}"))
+                    .unwrap_or_else(|| "✓ holds".into());
+                s += &format!(
+                    "<p>expect {} ({}): {}</p>",
+                    esc(&e.rule),
+                    esc(&e.reason),
+                    esc(&verdict)
+                );
+            }
             for t in &cell.trials {
                 let memory = t
                     .browser_peak_rss_kib
@@ -323,7 +369,21 @@ fn junit(results: &RunResults) -> String {
             "{}/{}/tls{}",
             cell.key.backend, cell.key.browser, cell.key.tls
         );
+        let broken: Vec<String> = cell
+            .expectations
+            .iter()
+            .filter_map(|e| {
+                e.broken
+                    .as_ref()
+                    .map(|b| format!("expected {} ({}): {b}", e.rule, e.reason))
+            })
+            .collect();
         let status = match &cell.status {
+            CellStatus::Measured if !broken.is_empty() => {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                s.set_message(broken.join("; "));
+                s
+            }
             CellStatus::Measured => TestCaseStatus::success(),
             CellStatus::Unsupported { reason } => {
                 let mut s = TestCaseStatus::skipped();

