@@ -281,6 +281,11 @@ pub struct BrowserSession {
     _tmp: tempfile::TempDir,
 }
 
+/// Chromium's NetLog of a trial, in the trial folder.
+pub const NETLOG_FILE: &str = "netlog.json";
+/// Firefox's MOZ_LOG of a trial (Firefox adds suffixes per process).
+pub const MOZ_LOG_FILE: &str = "firefox.moz_log";
+
 const CHROMIUM_ARGS: &[&str] = &[
     "--headless=new",
     "--no-sandbox",
@@ -500,12 +505,17 @@ impl BrowserSession {
                 what: "creating a temporary folder".into(),
                 source,
             })?;
-        let env = [
+        let mut env = vec![
             ("HOME", home.clone()),
             ("XDG_CONFIG_HOME", home.join(".config")),
             ("XDG_CACHE_HOME", home.join(".cache")),
             ("TMPDIR", tmp.path().to_owned()),
         ];
+        if plan.kind == BrowserKind::Firefox {
+            // Firefox's own account of its connections (the driver passes its environment on).
+            env.push(("MOZ_LOG", "timestamp,nsHttp:5,nsSocketTransport:5".into()));
+            env.push(("MOZ_LOG_FILE", plan.dir.join(MOZ_LOG_FILE)));
+        }
         let mut attempt = 0;
         let (driver, port) = loop {
             attempt += 1;
@@ -755,6 +765,12 @@ fn capabilities(plan: &SessionPlan<'_>, profile: &Path) -> serde_json::Map<Strin
         BrowserKind::Chromium => {
             let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|s| (*s).to_owned()).collect();
             args.push(format!("--user-data-dir={}", profile.display()));
+            // The client side of every connection, to say why each one was opened.
+            args.push(format!(
+                "--log-net-log={}",
+                plan.dir.join(NETLOG_FILE).display()
+            ));
+            args.push("--net-log-capture-mode=Everything".into());
             match plan.trust {
                 TrustMode::IgnoreFlag => args.push("--ignore-certificate-errors".into()),
                 TrustMode::SpkiPin => args.push(format!(

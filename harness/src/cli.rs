@@ -379,6 +379,7 @@ fn environment(binaries: &BTreeMap<BrowserKind, Result<BrowserBinaries, String>>
         started_at: rfc3339_now(),
         ended_at: None,
         browsers: tool_versions(binaries),
+        chromium_netlog: None,
         backends: BackendName::ALL
             .iter()
             .map(|b| (b.as_str().to_owned(), b.backend().library_version()))

@@ -10,6 +10,7 @@
 
 pub mod browser;
 pub mod cli;
+pub mod netlog;
 pub mod process;
 pub mod progress;
 pub mod runner;

@@ -12,10 +12,16 @@ use std::time::{Duration, Instant};
 
 use backends::{BackendName, ServerSpec, TlsPin, TlsVersion};
 use certs::CertBundle;
-use results::{CellKey, CellResult, CellStatus, RunResults, StepWindow, TrialResult, attribute};
+use results::{
+    CellKey, CellResult, CellStatus, ClientLog, ClientSide, RunResults, StepWindow, TrialResult,
+    attribute,
+};
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::browser::{BrowserBinaries, BrowserKind, BrowserSession, SessionPlan, Shown};
+use crate::browser::{
+    BrowserBinaries, BrowserKind, BrowserSession, NETLOG_FILE, SessionPlan, Shown,
+};
+use crate::netlog;
 use crate::progress::Progress;
 use crate::scenario::{Scenario, Step};
 
@@ -189,6 +195,18 @@ pub async fn run(plan: RunPlan, mut results: RunResults, progress: &Progress) ->
         };
         outstanding -= 1;
         progress.trial_done(&cells[i].key(), &trial);
+        if results.environment.chromium_netlog.is_none() {
+            if let Some(log) = trial
+                .client_log
+                .as_ref()
+                .filter(|l| l.source == "chromium-netlog")
+            {
+                results.environment.chromium_netlog = Some(results::NetLogInfo {
+                    browser_version: log.browser_version.clone(),
+                    field_trials: log.field_trials.clone(),
+                });
+            }
+        }
         let Some(cell) = pending[i].as_mut() else {
             continue;
         };
@@ -299,15 +317,18 @@ async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> TrialResult {
         unattributed: Vec::new(),
         wall_ms: 0,
         browser_peak_rss_kib: None,
+        client_log: None,
     };
     // A hung browser must not hang the run: bound the whole trial.
     let budget =
         Duration::from_secs(60) + Duration::from_secs(20) * cell.scenario.file.steps.len() as u32;
     match tokio::time::timeout(budget, trial_body(plan, cell, &dir)).await {
-        Ok(Ok((steps, unattributed, peak))) => {
-            trial.steps = steps;
-            trial.unattributed = unattributed;
-            trial.browser_peak_rss_kib = peak;
+        Ok(Ok(out)) => {
+            trial.steps = out.steps;
+            trial.unattributed = out.unattributed;
+            trial.browser_peak_rss_kib = out.peak_rss_kib;
+            trial.client_log = out.client_log;
+            trial.apply_client_causes();
         }
         Ok(Err(e)) => trial.error = Some(format!("{e:#}")),
         Err(_) => {
@@ -326,11 +347,15 @@ async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> TrialResult {
     trial
 }
 
-async fn trial_body(
-    plan: &RunPlan,
-    cell: &Cell,
-    dir: &Path,
-) -> anyhow::Result<(Vec<results::StepResult>, Vec<u64>, Option<u64>)> {
+/// What a trial that ran produced.
+struct TrialOutput {
+    steps: Vec<results::StepResult>,
+    unattributed: Vec<u64>,
+    peak_rss_kib: Option<u64>,
+    client_log: Option<ClientLog>,
+}
+
+async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<TrialOutput> {
     use anyhow::Context;
     let f = &cell.scenario.file;
     tokio::fs::create_dir_all(dir)
@@ -409,7 +434,116 @@ async fn trial_body(
         .context("writing connections.jsonl")?;
     outcome?;
     let (steps, unattributed) = attribute(&records, &windows);
-    Ok((steps, unattributed, peak))
+    let client_log = client_log(cell.browser, dir, &plan.out, records).await;
+    Ok(TrialOutput {
+        steps,
+        unattributed,
+        peak_rss_kib: peak,
+        client_log,
+    })
+}
+
+/// Reads the browser's own log of the trial, joins it to the server's records and keeps it
+/// compressed. A log that cannot be read leaves every connection `unknown`, with a warning.
+async fn client_log(
+    browser: BrowserKind,
+    dir: &Path,
+    out: &Path,
+    records: Vec<backends::ConnectionRecord>,
+) -> Option<ClientLog> {
+    let dir = dir.to_owned();
+    let rel = |p: &Path| p.strip_prefix(out).unwrap_or(p).display().to_string();
+    let rel_dir = rel(&dir);
+    let shown_dir = rel_dir.clone();
+    let result = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<ClientLog>> {
+        match browser {
+            BrowserKind::Chromium => {
+                let path = dir.join(NETLOG_FILE);
+                if !path.exists() {
+                    return Ok(None);
+                }
+                let summary = netlog::read(&path)?;
+                let joined = netlog::join(&records, &summary.sockets);
+                let connections = joined
+                    .into_iter()
+                    .map(|(id, s)| {
+                        let side = ClientSide {
+                            cause: s.cause.as_str().into(),
+                            net_error: s.net_error,
+                            alert_sent: s.alert_sent.map(|(level, code)| {
+                                let level = if level == 2 { "fatal" } else { "warning" };
+                                format!("{level} {} ({code})", backends::record::alert_name(code))
+                            }),
+                            url: s.url,
+                        };
+                        (id, side)
+                    })
+                    .collect();
+                let file = gzip(&path)?;
+                Ok(Some(ClientLog {
+                    source: "chromium-netlog".into(),
+                    file: format!(
+                        "{rel_dir}/{}",
+                        file.file_name().unwrap_or_default().to_string_lossy()
+                    ),
+                    truncated: summary.truncated,
+                    browser_version: summary.browser_version,
+                    field_trials: summary.field_trials,
+                    connections,
+                }))
+            }
+            BrowserKind::Firefox => {
+                // Firefox's log names no client ports, so its connections cannot be joined to
+                // the server's records: they stay `unknown`. The log is kept for reading.
+                let mut kept = Vec::new();
+                for entry in std::fs::read_dir(&dir)?.flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if name.starts_with("firefox")
+                        && name.contains(".moz_log")
+                        && !name.ends_with(".gz")
+                    {
+                        kept.push(gzip(&entry.path())?);
+                    }
+                }
+                kept.sort();
+                Ok(kept.first().map(|f| ClientLog {
+                    source: "firefox-moz-log".into(),
+                    file: format!(
+                        "{rel_dir}/{}",
+                        f.file_name().unwrap_or_default().to_string_lossy()
+                    ),
+                    truncated: false,
+                    browser_version: None,
+                    field_trials: Vec::new(),
+                    connections: Default::default(),
+                }))
+            }
+        }
+    })
+    .await;
+    match result {
+        Ok(Ok(log)) => log,
+        Ok(Err(e)) => {
+            tracing::warn!("browser log of {shown_dir} unreadable: {e:#}");
+            None
+        }
+        Err(e) => {
+            tracing::warn!("browser log of {shown_dir}: {e}");
+            None
+        }
+    }
+}
+
+/// Compresses `path` to `path.gz` and removes the original; returns the new path.
+fn gzip(path: &Path) -> std::io::Result<PathBuf> {
+    let target = PathBuf::from(format!("{}.gz", path.display()));
+    let mut input = std::fs::File::open(path)?;
+    let mut encoder =
+        flate2::write::GzEncoder::new(std::fs::File::create(&target)?, flate2::Compression::fast());
+    std::io::copy(&mut input, &mut encoder)?;
+    encoder.finish()?;
+    std::fs::remove_file(path)?;
+    Ok(target)
 }
 
 /// Waits until no new connection has reached the server for `quiet`, so that late connections

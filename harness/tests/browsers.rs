@@ -515,3 +515,57 @@ fn a_real_run_compared_to_itself_as_baseline_reports_no_change() {
         "{stdout}"
     );
 }
+
+#[test]
+fn chromium_netlog_explains_every_failed_handshake_and_prediction_off_removes_preconnects() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (r, out) = run_matrix(Selection {
+        scenarios: vec![shipped("report-close"), shipped("report-no-prediction")],
+        backends: vec![BackendName::Mbedtls],
+        browsers: vec![BrowserKind::Chromium],
+        repeat: 1,
+        binaries: binaries(),
+        jobs: 2,
+    });
+    for name in ["report-close", "report-no-prediction"] {
+        let c = cell(&r, name, "mbedtls", "chromium");
+        let trial = &c.trials[0];
+        let log = trial.client_log.as_ref().expect("a NetLog was captured");
+        assert!(!log.truncated, "Chromium exited cleanly");
+        assert!(
+            out.path().join(&log.file).is_file(),
+            "the compressed NetLog is kept: {}",
+            log.file
+        );
+        let mut causes = std::collections::BTreeMap::new();
+        for s in steps(c) {
+            assert!(
+                !s.failed_by_cause.contains_key("unknown"),
+                "{name} {}: {:?}",
+                s.action,
+                s.failed_by_cause
+            );
+            assert_eq!(
+                s.failed_by_cause.values().sum::<u32>(),
+                s.failed_handshakes,
+                "{name} {}",
+                s.action
+            );
+            for (k, n) in &s.failed_by_cause {
+                *causes.entry(k.clone()).or_insert(0) += n;
+            }
+        }
+        if name == "report-no-prediction" {
+            assert!(!causes.contains_key("preconnect"), "{causes:?}");
+        }
+    }
+    let version = r
+        .environment
+        .chromium_netlog
+        .as_ref()
+        .and_then(|n| n.browser_version.clone());
+    assert!(
+        version.is_some_and(|v| v.split('.').count() == 4),
+        "the NetLog's browser version is recorded"
+    );
+}

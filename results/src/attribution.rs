@@ -42,6 +42,7 @@ pub fn attribute(
             alerts: Vec::new(),
             sequence: Vec::new(),
             connections: Vec::new(),
+            failed_by_cause: Default::default(),
         })
         .collect();
     let mut unattributed = Vec::new();

@@ -54,8 +54,55 @@ pub struct Environment {
     pub ended_at: Option<String>,
     /// Per browser: its version and its driver's, or why it is unavailable.
     pub browsers: BTreeMap<String, ToolVersions>,
+    /// Chromium's version and active field-trial groups as its NetLog reports them.
+    #[serde(default)]
+    pub chromium_netlog: Option<NetLogInfo>,
     /// Per backend: the linked library's own version string.
     pub backends: BTreeMap<String, String>,
+}
+
+/// What a Chromium NetLog says about the browser itself.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetLogInfo {
+    /// `clientInfo.version`.
+    pub browser_version: Option<String>,
+    /// `activeFieldTrialGroups` (features can change behaviour between runs of one version).
+    pub field_trials: Vec<String>,
+}
+
+/// The browser's side of one server connection, from its own log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSide {
+    /// Why the browser opened it: `preconnect`, `first-attempt`, `restart-with-allowed-cert`,
+    /// `reuse`, `parallel-attempt`, `ech-restart`, `unknown`.
+    pub cause: String,
+    /// The browser's net error for the handshake, e.g. -202 (`ERR_CERT_AUTHORITY_INVALID`).
+    pub net_error: Option<i64>,
+    /// The alert the browser sent, e.g. `fatal certificate_unknown (46)`.
+    pub alert_sent: Option<String>,
+    /// The request URL, where the log names it.
+    pub url: Option<String>,
+}
+
+/// A browser log of one trial, joined to the server's records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientLog {
+    /// `chromium-netlog` or `firefox-moz-log`.
+    pub source: String,
+    /// The kept (compressed) log, relative to the run folder.
+    pub file: String,
+    /// The log ended early (the browser did not exit cleanly); what was there was used.
+    pub truncated: bool,
+    /// The browser version the log names.
+    pub browser_version: Option<String>,
+    /// Active field-trial groups the log names.
+    pub field_trials: Vec<String>,
+    /// Per server record id: the browser's side. Records without an entry were not found in
+    /// the log (`unknown`).
+    pub connections: BTreeMap<u64, ClientSide>,
 }
 
 /// A browser and its driver.
@@ -198,6 +245,9 @@ pub struct HeadlineStep {
     pub failed_handshakes: Spread,
     /// Trials in which this step did not show the page.
     pub trials_without_page: usize,
+    /// Failed handshakes of this step by cause, summed over the trials.
+    #[serde(default)]
+    pub failed_by_cause: BTreeMap<String, u32>,
 }
 
 /// One trial: a fresh browser against a fresh server.
@@ -216,6 +266,9 @@ pub struct TrialResult {
     pub unattributed: Vec<u64>,
     /// Wall time of the trial, milliseconds.
     pub wall_ms: u64,
+    /// The browser's own log joined to the records, when captured.
+    #[serde(default)]
+    pub client_log: Option<ClientLog>,
     /// Peak resident memory of the browser and its driver (sum of each process's peak, KiB),
     /// read just before the session closed; absent if the session never started.
     pub browser_peak_rss_kib: Option<u64>,
@@ -255,6 +308,32 @@ pub struct StepResult {
     pub sequence: Vec<String>,
     /// The connection records of this step.
     pub connections: Vec<ConnectionRecord>,
+    /// Failed handshakes by why the browser opened them (from its log; `unknown` when the log
+    /// does not say, empty when no log was captured).
+    #[serde(default)]
+    pub failed_by_cause: BTreeMap<String, u32>,
+}
+
+impl TrialResult {
+    /// Fills each step's `failed_by_cause` from the client log.
+    pub fn apply_client_causes(&mut self) {
+        let Some(log) = &self.client_log else { return };
+        for step in &mut self.steps {
+            step.failed_by_cause.clear();
+            for r in step
+                .connections
+                .iter()
+                .filter(|r| r.outcome.is_failed_handshake())
+            {
+                let cause = log
+                    .connections
+                    .get(&r.id)
+                    .map(|c| c.cause.as_str())
+                    .unwrap_or("unknown");
+                *step.failed_by_cause.entry(cause.to_owned()).or_insert(0) += 1;
+            }
+        }
+    }
 }
 
 impl CellResult {
@@ -287,6 +366,12 @@ impl CellResult {
             };
             let retries = of(&|s| s.retries.filter(|_| s.page_shown));
             let failed = of(&|s| Some(s.failed_handshakes));
+            let mut failed_by_cause = BTreeMap::new();
+            for s in self.trials.iter().filter_map(|t| t.steps.get(i)) {
+                for (cause, n) in &s.failed_by_cause {
+                    *failed_by_cause.entry(cause.clone()).or_insert(0) += n;
+                }
+            }
             self.headline.push(HeadlineStep {
                 step: i,
                 action,
@@ -297,6 +382,7 @@ impl CellResult {
                     max: 0,
                 }),
                 trials_without_page: self.trials.len() - retries.len(),
+                failed_by_cause,
             });
         }
     }

@@ -119,6 +119,31 @@ pub(crate) fn headline_text(cell: &CellResult) -> String {
     format!("{text}{broken}")
 }
 
+/// `- cell proceed: 9 failed in 3 trials = 6 preconnect + 3 first-attempt`, from browser logs.
+fn cause_lines(results: &RunResults) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in results
+        .cells
+        .iter()
+        .filter(|c| c.status == CellStatus::Measured)
+    {
+        for h in c.headline.iter().filter(|h| !h.failed_by_cause.is_empty()) {
+            let total: u32 = h.failed_by_cause.values().sum();
+            let mut parts: Vec<(&String, &u32)> = h.failed_by_cause.iter().collect();
+            parts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let parts: Vec<String> = parts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            out.push(format!(
+                "- {} {}: {total} failed in {} trials = {}",
+                c.key,
+                h.action,
+                c.trials.len(),
+                parts.join(" + ")
+            ));
+        }
+    }
+    out
+}
+
 /// `- cell: reason — what broke it` for every broken expectation.
 fn broken_lines(results: &RunResults) -> Vec<String> {
     results
@@ -186,7 +211,16 @@ fn terminal(results: &RunResults) -> String {
     } else {
         format!("broken expectations (✗):\n{}\n", broken.join("\n"))
     };
-    format!("{table}\n{}{broken}", legend(results))
+    let causes = cause_lines(results);
+    let causes = if causes.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "why handshakes failed (browser logs):\n{}\n",
+            causes.join("\n")
+        )
+    };
+    format!("{table}\n{}{causes}{broken}", legend(results))
 }
 
 fn markdown(results: &RunResults) -> String {
@@ -237,6 +271,12 @@ fn markdown(results: &RunResults) -> String {
             )),
         })
         .collect();
+    let causes = cause_lines(results);
+    if !causes.is_empty() {
+        s += "\n## Why handshakes failed (browser logs)\n\n";
+        s += &causes.join("\n");
+        s += "\n";
+    }
     let broken = broken_lines(results);
     if !broken.is_empty() {
         s += "\n## Broken expectations (✗)\n\n";
@@ -334,11 +374,28 @@ fn html(results: &RunResults) -> String {
                 }
                 s += "</p><ul>";
                 for step in &t.steps {
+                    // Each connection's fate, and why the browser opened it when its log says.
+                    let tokens: Vec<String> = step
+                        .connections
+                        .iter()
+                        .map(|r| {
+                            let why = t.client_log.as_ref().map(|l| {
+                                l.connections
+                                    .get(&r.id)
+                                    .map(|c| c.cause.as_str())
+                                    .unwrap_or("unknown")
+                            });
+                            match why {
+                                Some(why) => format!("{}[{why}]", r.outcome.short()),
+                                None => r.outcome.short(),
+                            }
+                        })
+                        .collect();
                     s += &format!(
                         "<li>{} → {}: <code>{}</code></li>",
                         esc(&step.action),
                         esc(&step.shown),
-                        esc(&step.sequence.join(" "))
+                        esc(&tokens.join(" "))
                     );
                 }
                 s += "</ul>";

@@ -36,6 +36,7 @@ fn cell(scenario: &str, backend: &str, spreads: &[(u32, u32, u32)]) -> CellResul
                 retries: Some(Spread { min, median, max }),
                 failed_handshakes: Spread { min, median, max },
                 trials_without_page: 0,
+                failed_by_cause: Default::default(),
             })
             .collect(),
         trials: Vec::new(),

@@ -81,6 +81,7 @@ fn fixed() -> RunResults {
             unattributed,
             wall_ms: 2500,
             browser_peak_rss_kib: Some(412_000),
+            client_log: None,
         }],
     };
     measured.summarise();
@@ -130,6 +131,7 @@ fn fixed() -> RunResults {
                 },
             )]),
             backends: BTreeMap::from([("mbedtls".into(), "Mbed TLS 3.6.6".into())]),
+            chromium_netlog: None,
         },
         cells: vec![measured, error, unsupported],
         cells_requested: 3,
