@@ -335,7 +335,10 @@ fn firefox_prefs(knobs: &Knobs) -> serde_json::Map<String, Value> {
             json!(false),
         ),
         ("security.OCSP.enabled", json!(0)),
-        ("services.settings.server", json!("http://127.0.0.1:9/")),
+        (
+            "services.settings.server",
+            json!("data:,#remote-settings-dummy/v1"),
+        ),
         ("datareporting.policy.dataSubmissionEnabled", json!(false)),
         ("datareporting.healthreport.uploadEnabled", json!(false)),
         ("toolkit.telemetry.enabled", json!(false)),
@@ -514,6 +517,9 @@ impl BrowserSession {
         if plan.kind == BrowserKind::Firefox {
             // Firefox's own account of its connections (the driver passes its environment on).
             env.push(("MOZ_LOG", "timestamp,nsHttp:5,nsSocketTransport:5".into()));
+            // Release builds honour `services.settings.server` only with this set; without it
+            // Firefox fetches remote settings from its own servers at start-up.
+            env.push(("MOZ_REMOTE_SETTINGS_DEVTOOLS", "1".into()));
             env.push(("MOZ_LOG_FILE", plan.dir.join(MOZ_LOG_FILE)));
         }
         let mut attempt = 0;

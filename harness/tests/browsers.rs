@@ -100,10 +100,53 @@ fn cell<'a>(r: &'a RunResults, scenario: &str, backend: &str, browser: &str) -> 
         .unwrap_or_else(|| panic!("no cell {scenario}/{backend}/{browser}"))
 }
 
+/// Host names the browser tried to resolve or connect to, from the trial's kept logs.
+fn hosts_looked_up(run: &Path, trial: &results::TrialResult) -> Vec<String> {
+    use std::io::Read;
+    let dir = run.join(&trial.log_dir);
+    let mut hosts = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".gz") {
+            continue;
+        }
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(entry.path()).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        if name.starts_with("netlog") {
+            let log: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let id = log["constants"]["logEventTypes"]["HOST_RESOLVER_MANAGER_REQUEST"]
+                .as_u64()
+                .unwrap();
+            for e in log["events"].as_array().unwrap() {
+                if e["type"].as_u64() == Some(id) {
+                    if let Some(h) = e["params"]["host"].as_str() {
+                        hosts.push(h.to_owned());
+                    }
+                }
+            }
+        } else {
+            // MOZ_LOG: `nsHttp host=NAME` for every channel.
+            for line in text.lines() {
+                if let Some(rest) = line.split(" host=").nth(1) {
+                    hosts.push(
+                        rest.split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
+                }
+            }
+        }
+    }
+    hosts
+}
+
 #[test]
 fn trusted_ca_and_accept_insecure_load_without_a_failed_handshake() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let (r, _out) = run_matrix(Selection {
+    let (r, out) = run_matrix(Selection {
         scenarios: vec![
             shipped("control-trusted-ca"),
             shipped("control-accept-insecure"),
