@@ -22,6 +22,8 @@ KEEP = {
     "SOCKET_POOL_BOUND_TO_CONNECT_JOB": ["source_dependency"],
     "SOCKET_POOL_BOUND_TO_SOCKET": ["source_dependency"],
     "HTTP_STREAM_JOB_CONTROLLER": ["is_preconnect", "allowed_bad_certs", "url"],
+    "SOCKET_POOL": [],
+    "CONNECT_JOB": [],
 }
 
 src, out = sys.argv[1], sys.argv[2]

@@ -141,6 +141,9 @@ struct SocketState {
 #[derive(Default)]
 struct ConnectJobState {
     in_preconnect_window: bool,
+    /// The stream job whose socket request created this job (its SSL config, and so its
+    /// allowed-bad-cert list, is the one the job connects with).
+    creator_stream_job: Option<i64>,
     backup: bool,
     ech_restart: bool,
     bound_stream_job: Option<i64>,
@@ -242,6 +245,9 @@ pub fn parse(bytes: &[u8]) -> Result<NetLogSummary, NetLogError> {
     // Every source_dependency edge, for the generic walk.
     let mut edges: HashMap<i64, Vec<i64>> = HashMap::new();
     let mut markers: HashMap<i64, (bool, bool)> = HashMap::new();
+    // A socket request (`SOCKET_POOL` begin on a stream job) that creates a connect job logs the
+    // job's `CONNECT_JOB` begin right after it, synchronously.
+    let mut pending_request: Option<(i64, usize)> = None;
 
     let mut pos = find(&bytes[events_at..], b"[")
         .map(|p| events_at + p + 1)
@@ -293,6 +299,9 @@ pub fn parse(bytes: &[u8]) -> Result<NetLogSummary, NetLogError> {
         let kind = e.kind;
         let name = event_names.get(&kind).copied().unwrap_or("");
 
+        if kind == ev("SOCKET_POOL") && e.phase == PHASE_BEGIN {
+            pending_request = Some((id, summary.events));
+        }
         if e.source.kind == socket_src {
             let s = sockets.entry(id).or_default();
             if kind == ev("SOCKET_ALIVE") && e.phase == PHASE_BEGIN {
@@ -331,7 +340,13 @@ pub fn parse(bytes: &[u8]) -> Result<NetLogSummary, NetLogError> {
             }
         } else if connect_job_srcs.contains(&e.source.kind) {
             let j = jobs.entry(id).or_default();
-            if kind == ev("SOCKET_POOL_CONNECT_JOB_CREATED") {
+            if kind == ev("CONNECT_JOB") && e.phase == PHASE_BEGIN {
+                if let Some((stream_job, at)) = pending_request.take() {
+                    if summary.events - at <= 3 {
+                        j.creator_stream_job = Some(stream_job);
+                    }
+                }
+            } else if kind == ev("SOCKET_POOL_CONNECT_JOB_CREATED") {
                 j.in_preconnect_window = !preconnect_windows.is_empty();
                 j.backup = e
                     .params
@@ -404,7 +419,7 @@ pub fn parse(bytes: &[u8]) -> Result<NetLogSummary, NetLogError> {
         };
         let job = s.connect_job.and_then(|j| jobs.get(&j));
         let controller = job
-            .and_then(|j| j.bound_stream_job)
+            .and_then(|j| j.creator_stream_job.or(j.bound_stream_job))
             .or_else(|| s.bound_jobs.first().copied())
             .and_then(|sj| stream_job_controller.get(&sj))
             .and_then(|c| controllers.get(c));

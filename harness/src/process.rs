@@ -99,27 +99,16 @@ impl DriverProcess {
     /// Sum of VmHWM over the processes in the driver's process group, KiB.
     pub fn group_peak_rss_kib(&self) -> Option<u64> {
         let pgid = self.pgid?.to_string();
-        let mut total = 0;
-        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-                continue;
-            };
-            // Field 5 (after `pid (comm) state ppid`) is the process group.
-            let Some((_, tail)) = stat.rsplit_once(')') else {
-                continue;
-            };
-            if tail.split_whitespace().nth(2) != Some(pgid.as_str()) {
-                continue;
-            }
-            let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
-                continue;
-            };
-            total += status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .unwrap_or(0);
-        }
+        let total = processes()
+            .filter(|(_, dir)| stat(dir).is_some_and(|s| s.pgrp == pgid))
+            .filter_map(|(_, dir)| std::fs::read_to_string(dir.join("status")).ok())
+            .filter_map(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .sum();
         Some(total)
     }
 
@@ -179,23 +168,10 @@ pub fn kill_processes_naming(dir: &Path) {
     if needle.len() < 8 {
         return; // never sweep with a short, too general path
     }
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
+    let me = std::process::id() as i32;
     let mut killed = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid as u32 == me {
-            continue;
-        }
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+    for (pid, dir) in processes().filter(|(pid, _)| *pid != me) {
+        let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
             continue;
         };
         if cmdline.windows(needle.len()).any(|w| w == needle) {
@@ -220,32 +196,44 @@ pub fn kill_processes_naming(dir: &Path) {
 /// crash handler, which detaches from its process group). Drivers are left to tokio.
 fn reap_orphans() {
     let me = std::process::id().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // stat: `pid (comm) state ppid …`; comm may contain spaces, so split after the last ')'.
-        let Some((head, tail)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let comm = head.split_once('(').map(|x| x.1).unwrap_or_default();
-        let mut fields = tail.split_whitespace();
-        let (state, ppid) = (fields.next(), fields.next());
-        if state == Some("Z") && ppid == Some(me.as_str()) && !comm.ends_with("driver") {
+    for (pid, dir) in processes() {
+        let Some(st) = stat(&dir) else { continue };
+        if st.state == "Z" && st.ppid == me && !st.comm.ends_with("driver") {
             // SAFETY: reaping one zombie child of ours.
             unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
         }
     }
+}
+
+/// Every process: its pid and its /proc folder.
+fn processes() -> impl Iterator<Item = (i32, PathBuf)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path())))
+}
+
+/// The fields of /proc/PID/stat this module reads.
+struct Stat {
+    comm: String,
+    state: String,
+    ppid: String,
+    pgrp: String,
+}
+
+fn stat(dir: &Path) -> Option<Stat> {
+    let text = std::fs::read_to_string(dir.join("stat")).ok()?;
+    // `pid (comm) state ppid pgrp …`; comm may contain spaces and parentheses, so split at the
+    // last ')'.
+    let (head, tail) = text.rsplit_once(')')?;
+    let mut fields = tail.split_whitespace().map(str::to_owned);
+    Some(Stat {
+        comm: head.split_once('(')?.1.to_owned(),
+        state: fields.next()?,
+        ppid: fields.next()?,
+        pgrp: fields.next()?,
+    })
 }
 
 /// Makes this process the reaper of its orphaned descendants (Linux `PR_SET_CHILD_SUBREAPER`).

@@ -165,3 +165,22 @@ fn the_join_never_gives_one_server_connection_two_sockets_or_one_socket_two_conn
     let used: Vec<i64> = joined.values().map(|s| s.source_id).collect();
     assert_eq!(used.len(), used.iter().collect::<HashSet<_>>().len());
 }
+
+#[test]
+fn a_connect_job_whose_request_took_another_socket_keeps_its_creator() {
+    // Recorded in a full matrix run: a request's socket request created a connect job, was then
+    // served by an earlier preconnect's socket, and the orphaned job connected and failed.
+    // Its cause is the request that created it, not `unknown`.
+    let log = netlog::read(&data("orphan-connect-job.json")).unwrap();
+    let records = records("orphan-connect-job.connections.jsonl");
+    let joined = netlog::join(&records, &log.sockets);
+    for r in records.iter().filter(|r| r.outcome.is_failed_handshake()) {
+        assert_ne!(
+            joined[&r.id].cause,
+            ConnectCause::Unknown,
+            "record {} port {}",
+            r.id,
+            r.client_port
+        );
+    }
+}
