@@ -612,3 +612,89 @@ fn chromium_netlog_explains_every_failed_handshake_and_prediction_off_removes_pr
         "the NetLog's browser version is recorded"
     );
 }
+
+#[test]
+fn sigint_and_sigterm_leave_a_valid_partial_matrix_and_no_process() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let before = browser_processes();
+        let out = tempfile::tempdir().unwrap();
+        let run = out.path().join("run");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args([
+                "--scenarios",
+                scenarios.to_str().unwrap(),
+                "--matrix",
+                "report-close",
+                "--backend",
+                "rustls",
+            ])
+            .args([
+                "--tls",
+                "1.3",
+                "--repeat",
+                "3",
+                "--jobs",
+                "1",
+                "--out",
+                run.to_str().unwrap(),
+            ])
+            .env("CI", "true")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait for the first finished cell, then interrupt mid-run.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while RunResults::read(&run)
+            .map(|r| r.cells.is_empty())
+            .unwrap_or(true)
+        {
+            assert!(std::time::Instant::now() < deadline, "no cell finished");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "signal {signal}: an interrupted run is incomplete"
+        );
+        let partial = RunResults::read(&run).expect("matrix.json is valid after the interrupt");
+        assert!(
+            partial.cells.len() < partial.cells_requested,
+            "{} of {}",
+            partial.cells.len(),
+            partial.cells_requested
+        );
+        assert!(partial.environment.ended_at.is_none());
+        // The harness is gone, so its last orphans are init's to reap: give that a moment.
+        let mut left = Vec::new();
+        for _ in 0..50 {
+            left = browser_processes().difference(&before).cloned().collect();
+            if left.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let states: Vec<String> = left
+            .iter()
+            .map(|p| {
+                let pid = p.split(' ').next().unwrap_or_default();
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                format!(
+                    "{p} [{}]",
+                    stat.rsplit_once(')')
+                        .map(|x| x.1.trim().chars().next().unwrap_or('?'))
+                        .unwrap_or('?')
+                )
+            })
+            .collect();
+        assert!(
+            left.is_empty(),
+            "signal {signal}: processes outlived the run: {states:?}"
+        );
+    }
+}
