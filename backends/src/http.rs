@@ -1,5 +1,7 @@
 //! The HTTP/1.1 responder every backend shares: a page at `/`, a favicon, 404 otherwise.
 
+use std::time::{Duration, Instant};
+
 use crate::{Cause, ConnectionPolicy, HandshakeFailure, TlsSession};
 
 /// Largest request head accepted; a larger one ends the connection.
@@ -49,10 +51,18 @@ pub(crate) struct Served {
 }
 
 /// Answers requests on `session` until the peer closes, the policy closes, or an error.
-pub(crate) fn serve(session: &mut dyn TlsSession, policy: ConnectionPolicy) -> Served {
+///
+/// A request head must be complete within `head_deadline` of its first byte: a client that
+/// trickles bytes (slowloris) would otherwise reset the socket's per-read timeout forever.
+pub(crate) fn serve(
+    session: &mut dyn TlsSession,
+    policy: ConnectionPolicy,
+    head_deadline: Duration,
+) -> Served {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut requests = 0;
     loop {
+        let mut head_started: Option<Instant> = None;
         // Read until a complete head is buffered.
         let (head_len, path, client_wants_close) = loop {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -72,6 +82,19 @@ pub(crate) fn serve(session: &mut dyn TlsSession, policy: ConnectionPolicy) -> S
                 }
                 Err(e) => return bad_request(session, requests, format!("malformed request: {e}")),
             }
+            if head_started.is_some_and(|t| t.elapsed() > head_deadline) {
+                let failure = HandshakeFailure {
+                    cause: Cause::Timeout,
+                    backend_code: Some(format!(
+                        "timeout: request head incomplete after {} s",
+                        head_deadline.as_secs_f32()
+                    )),
+                };
+                return Served {
+                    requests,
+                    failure: Some(failure),
+                };
+            }
             let mut chunk = [0u8; 4096];
             match session.read(&mut chunk) {
                 Ok(0) => {
@@ -80,7 +103,10 @@ pub(crate) fn serve(session: &mut dyn TlsSession, policy: ConnectionPolicy) -> S
                         failure: None,
                     };
                 }
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    head_started.get_or_insert_with(Instant::now);
+                    buf.extend_from_slice(&chunk[..n]);
+                }
                 // A connection that is idle between requests and then ends is not a failure.
                 Err(f)
                     if buf.is_empty()

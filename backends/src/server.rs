@@ -226,7 +226,7 @@ fn handle_connection(
     if let Some(c) = &control {
         let _ = c.set_read_timeout(Some(spec.request_timeout));
     }
-    let served = serve(session.as_mut(), spec.connection);
+    let served = serve(session.as_mut(), spec.connection, spec.request_timeout);
     if let Some(c) = control {
         let _ = c.shutdown(Shutdown::Both);
     }

@@ -366,6 +366,32 @@ macro_rules! backend_tests {
             }
 
             #[test]
+            fn a_slowloris_request_ends_in_a_timeout_record() {
+                let bundle = CertBundle::generate(CertKind::SelfSigned).unwrap();
+                let mut spec = ServerSpec::new(bundle.chain_pem.clone(), bundle.key_pem.clone(), TlsPin::Only(TLS), ConnectionPolicy::KeepAlive);
+                spec.request_timeout = Duration::from_secs(1);
+                let server = BACKEND.backend().start(spec).unwrap();
+                let name = ServerName::try_from("localhost").unwrap();
+                let conn = rustls::ClientConnection::new(client_config(TLS, Some(&bundle.trust_anchor_pem)), name).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, connect(&server));
+                // One byte every 200 ms: each read resets the socket timeout, only the head
+                // deadline ends it.
+                let started = std::time::Instant::now();
+                for b in b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ".iter().cycle() {
+                    if tls.write_all(&[*b]).and_then(|_| tls.flush()).is_err() || started.elapsed() > Duration::from_secs(5) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                let elapsed = started.elapsed();
+                let records = records(server);
+                let r = only(&records);
+                assert_eq!(r.outcome, Outcome::Idle, "{r:#?}");
+                assert!(r.backend_code.as_deref().is_some_and(|c| c.contains("request head incomplete")), "{r:#?}");
+                assert!(elapsed < Duration::from_secs(4), "the server ended the connection after {elapsed:?}: {r:#?}");
+            }
+
+            #[test]
             fn reports_the_library_version() {
                 let v = BACKEND.backend().library_version();
                 let expected = match BACKEND {
