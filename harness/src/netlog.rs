@@ -341,10 +341,10 @@ pub fn parse(bytes: &[u8]) -> Result<NetLogSummary, NetLogError> {
         } else if connect_job_srcs.contains(&e.source.kind) {
             let j = jobs.entry(id).or_default();
             if kind == ev("CONNECT_JOB") && e.phase == PHASE_BEGIN {
-                if let Some((stream_job, at)) = pending_request.take() {
-                    if summary.events - at <= 3 {
-                        j.creator_stream_job = Some(stream_job);
-                    }
+                if let Some((stream_job, at)) = pending_request.take()
+                    && summary.events - at <= 3
+                {
+                    j.creator_stream_job = Some(stream_job);
                 }
             } else if kind == ev("SOCKET_POOL_CONNECT_JOB_CREATED") {
                 j.in_preconnect_window = !preconnect_windows.is_empty();

@@ -195,17 +195,16 @@ pub async fn run(plan: RunPlan, mut results: RunResults, progress: &Progress) ->
         };
         outstanding -= 1;
         progress.trial_done(&cells[i].key(), &trial);
-        if results.environment.chromium_netlog.is_none() {
-            if let Some(log) = trial
+        if results.environment.chromium_netlog.is_none()
+            && let Some(log) = trial
                 .client_log
                 .as_ref()
                 .filter(|l| l.source == "chromium-netlog")
-            {
-                results.environment.chromium_netlog = Some(results::NetLogInfo {
-                    browser_version: log.browser_version.clone(),
-                    field_trials: log.field_trials.clone(),
-                });
-            }
+        {
+            results.environment.chromium_netlog = Some(results::NetLogInfo {
+                browser_version: log.browser_version.clone(),
+                field_trials: log.field_trials.clone(),
+            });
         }
         let Some(cell) = pending[i].as_mut() else {
             continue;

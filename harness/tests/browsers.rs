@@ -120,10 +120,10 @@ fn hosts_looked_up(run: &Path, trial: &results::TrialResult) -> Vec<String> {
                 .as_u64()
                 .unwrap();
             for e in log["events"].as_array().unwrap() {
-                if e["type"].as_u64() == Some(id) {
-                    if let Some(h) = e["params"]["host"].as_str() {
-                        hosts.push(h.to_owned());
-                    }
+                if e["type"].as_u64() == Some(id)
+                    && let Some(h) = e["params"]["host"].as_str()
+                {
+                    hosts.push(h.to_owned());
                 }
             }
         } else {
@@ -173,6 +173,23 @@ fn trusted_ca_and_accept_insecure_load_without_a_failed_handshake() {
             "{}: every connection is explained by a step",
             c.key
         );
+        // Every name the browser resolved is the server's, or one Chromium's host-resolver
+        // rules mapped to `~notfound` without a DNS query.
+        for t in &c.trials {
+            let hosts = hosts_looked_up(out.path(), t);
+            assert!(!hosts.is_empty(), "{}: the browser log was kept", c.key);
+            let outside: Vec<_> = hosts
+                .iter()
+                .filter(|h| {
+                    !(h.contains("localhost") || h.contains("127.0.0.1") || h.contains("~notfound"))
+                })
+                .collect();
+            assert!(
+                outside.is_empty(),
+                "{}: looked up outside hosts {outside:?}",
+                c.key
+            );
+        }
     }
 }
 
@@ -580,7 +597,7 @@ fn chromium_netlog_explains_every_failed_handshake_and_prediction_off_removes_pr
             "the compressed NetLog is kept: {}",
             log.file
         );
-        let mut causes = std::collections::BTreeMap::new();
+        let mut causes = BTreeMap::new();
         for s in steps(c) {
             assert!(
                 !s.failed_by_cause.contains_key("unknown"),
