@@ -62,28 +62,27 @@ impl DriverProcess {
         for (k, v) in env {
             command.env(k, v);
         }
-        let mut child = command
+        let child = command
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
         let pgid = child.id().map(|p| p as i32);
+        // Owned from here on, so that a trial abandoned while the driver starts (interrupt,
+        // timeout) still kills and reaps it in `Drop`.
+        let mut me = Self {
+            child: Some(child),
+            pgid,
+            sweep,
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
-                return Ok(Self {
-                    child: Some(child),
-                    pgid,
-                    sweep,
-                });
+                return Ok(me);
             }
-            if let Ok(Some(status)) = child.try_wait() {
+            if let Some(Ok(Some(status))) = me.child.as_mut().map(Child::try_wait) {
+                me.stop().await;
                 return Err(format!("{name} exited with {status} before listening"));
             }
             if tokio::time::Instant::now() >= deadline {
-                let mut me = Self {
-                    child: Some(child),
-                    pgid,
-                    sweep,
-                };
                 me.stop().await;
                 return Err(format!("{name} did not listen on port {port} within 20 s"));
             }
@@ -150,14 +149,32 @@ impl DriverProcess {
 }
 
 impl Drop for DriverProcess {
+    /// Reached when a trial is abandoned (interrupt, timeout): the runtime may be gone, so this
+    /// blocks briefly instead of awaiting.
     fn drop(&mut self) {
-        if let Some(pgid) = self.pgid.take() {
-            // SAFETY: as in `stop`; the runtime may be gone, so no waiting here.
+        let pgid = self.pgid.take();
+        if let Some(pgid) = pgid {
+            // SAFETY: as in `stop`.
             unsafe { libc::kill(-pgid, libc::SIGKILL) };
         }
         for dir in &self.sweep {
             kill_processes_naming(dir);
         }
+        // Reap the group (driver included: nobody will await it now) so that no zombie is
+        // left for init, which may be slow to collect it.
+        if let Some(pgid) = pgid {
+            for _ in 0..100 {
+                // SAFETY: waitpid on our own children in that process group.
+                let r = unsafe { libc::waitpid(-pgid, std::ptr::null_mut(), libc::WNOHANG) };
+                if r < 0 {
+                    break; // ECHILD: none left
+                }
+                if r == 0 {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+        reap_orphans();
     }
 }
 
