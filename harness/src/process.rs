@@ -209,13 +209,18 @@ pub fn kill_processes_naming(dir: &Path) {
     }
 }
 
-/// Reaps zombie children that are not drivers: orphans inherited as subreaper (e.g. Chromium's
-/// crash handler, which detaches from its process group). Drivers are left to tokio.
+/// Reaps zombie children we inherited as subreaper (e.g. Chromium's crash handler, which
+/// detaches from the driver's process group). Children this process spawned itself — drivers,
+/// and `certutil` or `git` in our own process group — are left to whoever waits for them:
+/// reaping them here would make their `wait` fail.
 fn reap_orphans() {
     let me = std::process::id().to_string();
+    // SAFETY: getpgrp has no preconditions.
+    let our_group = unsafe { libc::getpgrp() }.to_string();
     for (pid, dir) in processes() {
         let Some(st) = stat(&dir) else { continue };
-        if st.state == "Z" && st.ppid == me && !st.comm.ends_with("driver") {
+        let ours = st.pgrp == our_group || st.comm.ends_with("driver");
+        if st.state == "Z" && st.ppid == me && !ours {
             // SAFETY: reaping one zombie child of ours.
             unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
         }

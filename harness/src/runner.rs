@@ -152,6 +152,11 @@ pub async fn run(plan: RunPlan, mut results: RunResults, progress: &Progress) ->
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, TrialResult)>();
     let mut pending: Vec<Option<CellResult>> = Vec::with_capacity(cells.len());
     let mut outstanding = 0usize;
+    let order: BTreeMap<CellKey, usize> = cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.key(), i))
+        .collect();
     for (i, cell) in cells.iter().enumerate() {
         let f = &cell.scenario.file;
         let mut result = CellResult {
@@ -228,11 +233,6 @@ pub async fn run(plan: RunPlan, mut results: RunResults, progress: &Progress) ->
             progress.cell_done(&cell, 0);
             results.cells.push(cell);
             // Keep the file in cell order, whatever order trials finished in.
-            let order: BTreeMap<CellKey, usize> = cells
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.key(), i))
-                .collect();
             results
                 .cells
                 .sort_by_key(|c| order.get(&c.key).copied().unwrap_or(usize::MAX));
