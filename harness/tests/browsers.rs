@@ -715,3 +715,109 @@ fn sigint_and_sigterm_leave_a_valid_partial_matrix_and_no_process() {
         );
     }
 }
+
+/// Pids of processes named `name` whose command line mentions `needle`.
+fn pids_of(name: &str, needle: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).ok()?)
+                .into_owned();
+            (comm.trim() == name && cmdline.contains(needle)).then_some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn a_browser_or_driver_killed_mid_trial_fails_that_cell_and_the_run_goes_on() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    for victim in ["chromium", "chromedriver"] {
+        let before = browser_processes();
+        let out = tempfile::tempdir().unwrap();
+        let run = out.path().join("run");
+        // Two cells, one trial each, one at a time: the first is killed, the second must run.
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args([
+                "--scenarios",
+                scenarios.to_str().unwrap(),
+                "--matrix",
+                "report-close",
+                "--backend",
+                "rustls",
+            ])
+            .args([
+                "--browser",
+                "chromium",
+                "--repeat",
+                "1",
+                "--jobs",
+                "1",
+                "--out",
+                run.to_str().unwrap(),
+            ])
+            .env("CI", "true")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let needle = run.join("trials").display().to_string();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let killed = loop {
+            let pids = pids_of(victim, &needle);
+            if let Some(&pid) = pids.first() {
+                // Let the trial get going (the browser up, the first navigation under way).
+                std::thread::sleep(Duration::from_millis(700));
+                // SAFETY: killing a process of the harness we started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                break pid;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {victim} process appeared"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "{victim} {killed}: the run is incomplete"
+        );
+        let r = RunResults::read(&run).unwrap();
+        assert_eq!(r.cells.len(), 2, "both cells are in the matrix");
+        let errors: Vec<_> = r
+            .cells
+            .iter()
+            .filter(|c| matches!(c.status, CellStatus::Error { .. }))
+            .collect();
+        assert_eq!(
+            errors.len(),
+            1,
+            "{victim}: exactly the killed trial's cell is `error`: {:?}",
+            r.cells.iter().map(|c| &c.status).collect::<Vec<_>>()
+        );
+        assert!(
+            errors[0].headline.is_empty(),
+            "an error cell reports no number"
+        );
+        assert!(
+            matches!(&errors[0].status, CellStatus::Error { log: Some(_), .. }),
+            "the error names its log folder"
+        );
+        let measured = r
+            .cells
+            .iter()
+            .find(|c| c.status == CellStatus::Measured)
+            .expect("the other cell was measured");
+        assert!(!measured.headline.is_empty());
+        let left: Vec<_> = browser_processes().difference(&before).cloned().collect();
+        assert!(
+            left.is_empty(),
+            "{victim}: processes outlived the run: {left:?}"
+        );
+    }
+}
