@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use backends::{BackendName, ConnectionPolicy, ServerSpec, TlsPin, TlsVersion};
 use fantoccini::ClientBuilder;
-use harness::browser::{BrowserBinaries, BrowserKind, find_binary};
+use harness::browser::{BrowserBinaries, BrowserKind};
 use harness::progress::Progress;
 use harness::runner::{RunPlan, run};
 use harness::scenario::Scenario;
@@ -140,10 +140,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
-    let bins = BrowserBinaries {
-        browser: find_binary(None, &["chromium"], "Chromium").expect("run scripts/setup.sh"),
-        driver: find_binary(None, &["chromedriver"], "chromedriver").expect("run scripts/setup.sh"),
-    };
+    let bins =
+        BrowserBinaries::find(BrowserKind::Chromium, None, None).unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let bundle = certs::CertBundle::generate(certs::CertKind::SelfSigned).unwrap();

@@ -194,7 +194,7 @@ pub enum Shown {
 }
 
 /// Resolves a binary from an explicit path or PATH.
-pub fn find_binary(
+fn find_binary(
     explicit: Option<&Path>,
     names: &[&str],
     what: &'static str,
@@ -226,6 +226,29 @@ pub fn find_binary(
         what,
         path: format!("{} on PATH", names.join(" or ")),
     })
+}
+
+impl BrowserBinaries {
+    /// Finds `kind`'s browser and driver: the explicit paths when given, PATH (and
+    /// ~/.cargo/bin) otherwise.
+    pub fn find(
+        kind: BrowserKind,
+        browser: Option<&Path>,
+        driver: Option<&Path>,
+    ) -> Result<Self, BrowserError> {
+        let (browser_names, browser_what, driver_name): (&[&str], _, _) = match kind {
+            BrowserKind::Chromium => (
+                &["chromium", "chromium-browser"],
+                "Chromium",
+                "chromedriver",
+            ),
+            BrowserKind::Firefox => (&["firefox-esr", "firefox"], "Firefox", "geckodriver"),
+        };
+        Ok(Self {
+            browser: find_binary(browser, browser_names, browser_what)?,
+            driver: find_binary(driver, &[driver_name], driver_name)?,
+        })
+    }
 }
 
 /// Reads `--version` of a binary: `Chromium 156.0.…`, `ChromeDriver 156.…`, `geckodriver 0.37.1`.
@@ -362,14 +385,18 @@ fn firefox_prefs(knobs: &Knobs) -> serde_json::Map<String, Value> {
     prefs
 }
 
-/// Creates an NSS database in `db_dir` and, with `trust`, imports the trust anchor.
-async fn nss_database(db_dir: &Path, plan: &SessionPlan<'_>) -> Result<(), BrowserError> {
-    tokio::fs::create_dir_all(db_dir)
+async fn create_dir(dir: &Path) -> Result<(), BrowserError> {
+    tokio::fs::create_dir_all(dir)
         .await
         .map_err(|source| BrowserError::Io {
-            what: format!("creating {}", db_dir.display()),
+            what: format!("creating {}", dir.display()),
             source,
-        })?;
+        })
+}
+
+/// Creates an NSS database in `db_dir` and, with `trust`, imports the trust anchor.
+async fn nss_database(db_dir: &Path, plan: &SessionPlan<'_>) -> Result<(), BrowserError> {
+    create_dir(db_dir).await?;
     let db = format!("sql:{}", db_dir.display());
     let run = |args: Vec<String>| async move {
         let out = tokio::process::Command::new("certutil")
@@ -461,12 +488,7 @@ impl BrowserSession {
         let home = plan.dir.join("home");
         let profile = plan.dir.join("profile");
         for d in [&home, &profile] {
-            tokio::fs::create_dir_all(d)
-                .await
-                .map_err(|source| BrowserError::Io {
-                    what: format!("creating {}", d.display()),
-                    source,
-                })?;
+            create_dir(d).await?;
         }
         if plan.trust == TrustMode::TrustedCa {
             // Chromium reads $HOME/.pki/nssdb; Firefox reads the profile's own database.

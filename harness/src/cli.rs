@@ -17,7 +17,7 @@ use certs::{CertBundle, CertKind};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use results::{Environment, Format, RunResults, SCHEMA_VERSION, ToolVersions};
 
-use crate::browser::{BrowserBinaries, BrowserKind, binary_version, find_binary};
+use crate::browser::{BrowserBinaries, BrowserKind, binary_version};
 use crate::progress::Progress;
 use crate::runner::{RunPlan, cells, run};
 use crate::scenario::{self, Scenario};
@@ -260,37 +260,27 @@ pub fn main() -> ExitCode {
 }
 
 fn resolve_binaries(args: &BinaryArgs) -> BTreeMap<BrowserKind, Result<BrowserBinaries, String>> {
-    let chromium = find_binary(
-        args.chromium_binary.as_deref(),
-        &["chromium", "chromium-browser"],
-        "Chromium",
-    )
-    .and_then(|browser| {
-        Ok(BrowserBinaries {
-            browser,
-            driver: find_binary(
-                args.chromedriver.as_deref(),
-                &["chromedriver"],
-                "chromedriver",
-            )?,
-        })
-    })
-    .map_err(|e| e.to_string());
-    let firefox = find_binary(
-        args.firefox_binary.as_deref(),
-        &["firefox-esr", "firefox"],
-        "Firefox",
-    )
-    .and_then(|browser| {
-        Ok(BrowserBinaries {
-            browser,
-            driver: find_binary(args.geckodriver.as_deref(), &["geckodriver"], "geckodriver")?,
-        })
-    })
-    .map_err(|e| e.to_string());
+    let find = |kind, browser: &Option<PathBuf>, driver: &Option<PathBuf>| {
+        BrowserBinaries::find(kind, browser.as_deref(), driver.as_deref())
+            .map_err(|e| e.to_string())
+    };
     BTreeMap::from([
-        (BrowserKind::Chromium, chromium),
-        (BrowserKind::Firefox, firefox),
+        (
+            BrowserKind::Chromium,
+            find(
+                BrowserKind::Chromium,
+                &args.chromium_binary,
+                &args.chromedriver,
+            ),
+        ),
+        (
+            BrowserKind::Firefox,
+            find(
+                BrowserKind::Firefox,
+                &args.firefox_binary,
+                &args.geckodriver,
+            ),
+        ),
     ])
 }
 

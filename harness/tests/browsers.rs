@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use backends::{BackendName, TlsVersion};
-use harness::browser::{BrowserBinaries, BrowserKind, find_binary};
+use harness::browser::{BrowserBinaries, BrowserKind};
 use harness::progress::Progress;
 use harness::runner::{RunPlan, run};
 use harness::scenario::Scenario;
@@ -18,21 +18,13 @@ use results::{CellResult, CellStatus, Environment, RunResults, SCHEMA_VERSION, S
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn binaries() -> BTreeMap<BrowserKind, Result<BrowserBinaries, String>> {
-    let chromium = BrowserBinaries {
-        browser: find_binary(None, &["chromium"], "Chromium")
-            .expect("chromium installed (scripts/setup.sh)"),
-        driver: find_binary(None, &["chromedriver"], "chromedriver")
-            .expect("chromedriver installed"),
-    };
-    let firefox = BrowserBinaries {
-        browser: find_binary(None, &["firefox-esr", "firefox"], "Firefox")
-            .expect("firefox-esr installed"),
-        driver: find_binary(None, &["geckodriver"], "geckodriver").expect("geckodriver installed"),
-    };
-    BTreeMap::from([
-        (BrowserKind::Chromium, Ok(chromium)),
-        (BrowserKind::Firefox, Ok(firefox)),
-    ])
+    BrowserKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let found = BrowserBinaries::find(kind, None, None).unwrap_or_else(|e| panic!("{e}"));
+            (kind, Ok(found))
+        })
+        .collect()
 }
 
 fn scenario(name: &str, toml: &str) -> Scenario {
@@ -471,12 +463,39 @@ fn parallel_trials_agree_with_serial_trials() {
     }
 }
 
+fn harness_command(args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_harness"));
+    command.args(args).env("CI", "true");
+    command
+}
+
 fn harness_bin(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .env("CI", "true")
-        .output()
-        .expect("harness runs")
+    harness_command(args).output().expect("harness runs")
+}
+
+/// Starts the harness on `report-close` with the shipped scenarios, output discarded.
+fn spawn_report_close(run: &Path, extra: &[&str]) -> std::process::Child {
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut args = vec![
+        "--scenarios",
+        scenarios.to_str().unwrap(),
+        "--matrix",
+        "report-close",
+    ];
+    args.extend_from_slice(&[
+        "--backend",
+        "rustls",
+        "--jobs",
+        "1",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    args.extend_from_slice(extra);
+    harness_command(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 #[test]
@@ -633,35 +652,11 @@ fn chromium_netlog_explains_every_failed_handshake_and_prediction_off_removes_pr
 #[test]
 fn sigint_and_sigterm_leave_a_valid_partial_matrix_and_no_process() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let before = browser_processes();
         let out = tempfile::tempdir().unwrap();
         let run = out.path().join("run");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
-            .args([
-                "--scenarios",
-                scenarios.to_str().unwrap(),
-                "--matrix",
-                "report-close",
-                "--backend",
-                "rustls",
-            ])
-            .args([
-                "--tls",
-                "1.3",
-                "--repeat",
-                "3",
-                "--jobs",
-                "1",
-                "--out",
-                run.to_str().unwrap(),
-            ])
-            .env("CI", "true")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_report_close(&run, &["--tls", "1.3", "--repeat", "3"]);
         // Wait for the first finished cell, then interrupt mid-run.
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         while RunResults::read(&run)
@@ -734,36 +729,12 @@ fn pids_of(name: &str, needle: &str) -> Vec<i32> {
 #[test]
 fn a_browser_or_driver_killed_mid_trial_fails_that_cell_and_the_run_goes_on() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     for victim in ["chromium", "chromedriver"] {
         let before = browser_processes();
         let out = tempfile::tempdir().unwrap();
         let run = out.path().join("run");
         // Two cells, one trial each, one at a time: the first is killed, the second must run.
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
-            .args([
-                "--scenarios",
-                scenarios.to_str().unwrap(),
-                "--matrix",
-                "report-close",
-                "--backend",
-                "rustls",
-            ])
-            .args([
-                "--browser",
-                "chromium",
-                "--repeat",
-                "1",
-                "--jobs",
-                "1",
-                "--out",
-                run.to_str().unwrap(),
-            ])
-            .env("CI", "true")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_report_close(&run, &["--browser", "chromium", "--repeat", "1"]);
         let needle = run.join("trials").display().to_string();
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let killed = loop {
