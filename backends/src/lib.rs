@@ -161,6 +161,9 @@ pub struct ServerSpec {
     pub handshake_timeout: Duration,
     /// How long a connection may wait for (the rest of) a request.
     pub request_timeout: Duration,
+    /// The loopback port to listen on; `None` takes a free one. A fixed port that is taken
+    /// fails the start with [`BackendError::PortInUse`].
+    pub port: Option<u16>,
 }
 
 impl ServerSpec {
@@ -179,6 +182,7 @@ impl ServerSpec {
             resumption: false,
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            port: None,
         }
     }
 }
@@ -206,6 +210,14 @@ pub enum BackendError {
     /// No loopback port could be bound.
     #[error("failed to bind a loopback listener")]
     Bind(#[source] std::io::Error),
+    /// The fixed port asked for is taken by another socket.
+    #[error(
+        "{addr} is already in use by another program; choose another port or let the server pick one"
+    )]
+    PortInUse {
+        /// The address that could not be bound.
+        addr: std::net::SocketAddr,
+    },
 }
 
 /// One TLS server library. Implementations are stateless; all state lives in the acceptor.

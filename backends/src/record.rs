@@ -239,3 +239,22 @@ pub struct ConnectionRecord {
     /// The library's own error code and words, when it reported one.
     pub backend_code: Option<String>,
 }
+
+/// How an `error` record the server made for its own failure (not the client's) begins.
+pub const SERVER_FAULT_PANIC: &str = "server fault: backend panicked: ";
+/// As above, for a connection the server could not give a worker thread.
+pub const SERVER_FAULT_NO_WORKER: &str = "server fault: no worker thread: ";
+
+impl ConnectionRecord {
+    /// When the server itself failed on this connection (a panicking backend, no thread),
+    /// what went wrong. Such a record says nothing about the client: a trial containing one
+    /// cannot be counted.
+    pub fn server_fault(&self) -> Option<&str> {
+        match &self.outcome {
+            Outcome::Rejected {
+                cause: Cause::Error { message },
+            } if message.starts_with("server fault: ") => Some(message),
+            _ => None,
+        }
+    }
+}

@@ -6,11 +6,13 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::http::serve;
 use crate::log::ConnectionLog;
-use crate::record::{Cause, ConnectionRecord, Outcome, SessionInfo};
+use crate::record::{
+    Cause, ConnectionRecord, Outcome, SERVER_FAULT_NO_WORKER, SERVER_FAULT_PANIC, SessionInfo,
+};
 use crate::{Acceptor, BackendError, BackendName, ServerSpec};
 
 /// A server accepting on 127.0.0.1 and (where the machine has IPv6) [::1], on one port.
@@ -23,13 +25,30 @@ pub struct RunningServer {
     log: Arc<ConnectionLog>,
     shared: Arc<Shared>,
     listeners: Vec<(TcpListener, Option<JoinHandle<()>>)>,
+    watchdog: Option<JoinHandle<()>>,
 }
 
 struct Shared {
     stopping: AtomicBool,
-    /// Clones of open sockets, so that stopping can end them and every record gets written.
-    open: Mutex<HashMap<u64, TcpStream>>,
+    /// Open connections, so that stopping (or the watchdog) can end them and every record
+    /// gets written.
+    open: Mutex<HashMap<u64, OpenConnection>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<u64, OpenConnection>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct OpenConnection {
+    stream: TcpStream,
+    /// Until the handshake finishes: when the watchdog ends it. The socket's read timeout
+    /// bounds each read only, and a client trickling one byte per read would otherwise hold
+    /// a worker for as long as it likes inside the TLS library's handshake loop.
+    handshake_deadline: Option<Instant>,
+    expired: Arc<AtomicBool>,
 }
 
 pub(crate) fn now_us() -> u64 {
@@ -45,7 +64,7 @@ pub fn start(
     acceptor: Arc<dyn Acceptor>,
     spec: ServerSpec,
 ) -> Result<RunningServer, BackendError> {
-    let listeners = bind_loopback_pair().map_err(BackendError::Bind)?;
+    let listeners = bind_loopback_pair(spec.port)?;
     let port = listeners[0]
         .local_addr()
         .map_err(BackendError::Bind)?
@@ -59,6 +78,13 @@ pub fn start(
     let spec = Arc::new(spec);
     let mut addrs = Vec::new();
     let mut running = Vec::new();
+    let watchdog = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("{backend}-watchdog"))
+            .spawn(move || watchdog(&shared))
+            .map_err(BackendError::Bind)?
+    };
     for listener in listeners {
         addrs.push(listener.local_addr().map_err(BackendError::Bind)?);
         let accept_side = listener.try_clone().map_err(BackendError::Bind)?;
@@ -78,23 +104,57 @@ pub fn start(
         log,
         shared,
         listeners: running,
+        watchdog: Some(watchdog),
     })
 }
 
-/// Binds 127.0.0.1:0, then [::1] on the same port; retries when the v6 port is taken.
-fn bind_loopback_pair() -> std::io::Result<Vec<TcpListener>> {
+/// Ends handshakes that outlive their deadline; their records say `timeout`.
+fn watchdog(shared: &Shared) {
+    while !shared.stopping.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        for conn in shared.open().values_mut() {
+            if conn.handshake_deadline.is_some_and(|d| d <= now) {
+                conn.handshake_deadline = None;
+                conn.expired.store(true, Ordering::SeqCst);
+                let _ = conn.stream.shutdown(Shutdown::Both);
+            }
+        }
+        std::thread::park_timeout(WATCHDOG_TICK);
+    }
+}
+
+/// How late past its deadline a handshake may be ended.
+const WATCHDOG_TICK: Duration = Duration::from_millis(50);
+
+/// Binds 127.0.0.1, then [::1] on the same port: `port`, or a free one (retried when only
+/// the v6 half is taken).
+fn bind_loopback_pair(port: Option<u16>) -> Result<Vec<TcpListener>, BackendError> {
+    let in_use = |addr: SocketAddr| {
+        move |e: std::io::Error| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                BackendError::PortInUse { addr }
+            } else {
+                BackendError::Bind(e)
+            }
+        }
+    };
     let mut last_err = None;
     for _ in 0..20 {
-        let v4 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-        let port = v4.local_addr()?.port();
-        match TcpListener::bind((Ipv6Addr::LOCALHOST, port)) {
+        let v4_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port.unwrap_or(0)));
+        let v4 = TcpListener::bind(v4_addr).map_err(in_use(v4_addr))?;
+        let chosen = v4.local_addr().map_err(BackendError::Bind)?.port();
+        let v6_addr = SocketAddr::from((Ipv6Addr::LOCALHOST, chosen));
+        match TcpListener::bind(v6_addr) {
             Ok(v6) => return Ok(vec![v4, v6]),
             // No IPv6 on this machine: browsers then use 127.0.0.1 only.
             Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => return Ok(vec![v4]),
+            Err(e) if port.is_some() => return Err(in_use(v6_addr)(e)),
             Err(e) => last_err = Some(e),
         }
     }
-    Err(last_err.unwrap_or_else(|| std::io::Error::other("no free loopback port")))
+    Err(BackendError::Bind(last_err.unwrap_or_else(|| {
+        std::io::Error::other("no free loopback port")
+    })))
 }
 
 fn accept_loop(
@@ -120,12 +180,16 @@ fn accept_loop(
         let accepted_at_us = now_us();
         let id = log.note_accept();
         let local = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        if let Ok(clone) = tcp.try_clone() {
-            shared
-                .open
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id, clone);
+        let expired = Arc::new(AtomicBool::new(false));
+        if let Ok(stream) = tcp.try_clone() {
+            shared.open().insert(
+                id,
+                OpenConnection {
+                    stream,
+                    handshake_deadline: Some(Instant::now() + spec.handshake_timeout),
+                    expired: expired.clone(),
+                },
+            );
         }
         let (log2, shared2, acceptor, spec) =
             (log.clone(), shared.clone(), acceptor.clone(), spec.clone());
@@ -144,8 +208,13 @@ fn accept_loop(
                     backend_code: None,
                 };
                 // A panicking backend must still yield a record (DESIGN: never silence).
+                let handshaken = || {
+                    if let Some(conn) = shared2.open().get_mut(&id) {
+                        conn.handshake_deadline = None;
+                    }
+                };
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    handle_connection(tcp, &*acceptor, &spec, base.clone())
+                    handle_connection(tcp, &*acceptor, &spec, &expired, handshaken, base.clone())
                 }));
                 let mut record = result.unwrap_or_else(|panic| {
                     let message = panic
@@ -156,18 +225,14 @@ fn accept_loop(
                     ConnectionRecord {
                         outcome: Outcome::Rejected {
                             cause: Cause::Error {
-                                message: format!("panic: {message}"),
+                                message: format!("{SERVER_FAULT_PANIC}{message}"),
                             },
                         },
                         ..base
                     }
                 });
                 record.closed_at_us = now_us();
-                shared2
-                    .open
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
+                shared2.open().remove(&id);
                 log2.push(record);
             });
         match worker {
@@ -177,11 +242,7 @@ fn accept_loop(
                 workers.push(handle);
             }
             Err(e) => {
-                shared
-                    .open
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
+                shared.open().remove(&id);
                 log.push(ConnectionRecord {
                     id,
                     accepted_at_us,
@@ -191,7 +252,7 @@ fn accept_loop(
                     local: String::new(),
                     outcome: Outcome::Rejected {
                         cause: Cause::Error {
-                            message: format!("no worker thread: {e}"),
+                            message: format!("{SERVER_FAULT_NO_WORKER}{e}"),
                         },
                     },
                     session: SessionInfo::default(),
@@ -206,6 +267,8 @@ fn handle_connection(
     tcp: TcpStream,
     acceptor: &dyn Acceptor,
     spec: &ServerSpec,
+    expired: &AtomicBool,
+    handshaken: impl FnOnce(),
     mut record: ConnectionRecord,
 ) -> ConnectionRecord {
     let _ = tcp.set_nodelay(true);
@@ -214,6 +277,19 @@ fn handle_connection(
     let control = tcp.try_clone().ok();
     let mut session = match acceptor.accept(tcp) {
         Ok(s) => s,
+        Err(failure) if expired.load(Ordering::SeqCst) => {
+            record.outcome = Outcome::Rejected {
+                cause: Cause::Timeout,
+            };
+            record.backend_code = Some(format!(
+                "handshake unfinished after {} s, ended by the server; the library then said: {}",
+                spec.handshake_timeout.as_secs_f32(),
+                failure
+                    .backend_code
+                    .unwrap_or_else(|| failure.cause.to_string())
+            ));
+            return record;
+        }
         Err(failure) => {
             record.outcome = Outcome::Rejected {
                 cause: failure.cause,
@@ -222,6 +298,7 @@ fn handle_connection(
             return record;
         }
     };
+    handshaken();
     record.session = session.info();
     if let Some(c) = &control {
         let _ = c.set_read_timeout(Some(spec.request_timeout));
@@ -295,14 +372,12 @@ impl RunningServer {
                 let _ = h.join();
             }
         }
-        for (_, stream) in self
-            .shared
-            .open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-        {
-            let _ = stream.shutdown(Shutdown::Both);
+        if let Some(w) = self.watchdog.take() {
+            w.thread().unpark();
+            let _ = w.join();
+        }
+        for (_, conn) in self.shared.open().drain() {
+            let _ = conn.stream.shutdown(Shutdown::Both);
         }
         let workers = std::mem::take(
             &mut *self

@@ -392,6 +392,34 @@ macro_rules! backend_tests {
             }
 
             #[test]
+            fn a_trickled_handshake_ends_in_a_timeout_record() {
+                let bundle = CertBundle::generate(CertKind::SelfSigned).unwrap();
+                let mut spec = ServerSpec::new(bundle.chain_pem.clone(), bundle.key_pem.clone(), TlsPin::Only(TLS), ConnectionPolicy::KeepAlive);
+                spec.handshake_timeout = Duration::from_secs(1);
+                let server = BACKEND.backend().start(spec).unwrap();
+                let name = ServerName::try_from("localhost").unwrap();
+                let mut conn = rustls::ClientConnection::new(client_config(TLS, None), name).unwrap();
+                let mut hello = Vec::new();
+                conn.write_tls(&mut hello).unwrap();
+                // One byte of a real ClientHello every 200 ms: every read succeeds well within
+                // the socket timeout, so only the whole-handshake deadline can end it.
+                let mut tcp = connect(&server);
+                let started = std::time::Instant::now();
+                for b in &hello {
+                    if tcp.write_all(&[*b]).is_err() || started.elapsed() > Duration::from_secs(8) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                let elapsed = started.elapsed();
+                let records = records(server);
+                let r = only(&records);
+                assert_eq!(r.outcome, Outcome::Rejected { cause: Cause::Timeout }, "{r:#?}");
+                assert!(r.backend_code.as_deref().is_some_and(|c| c.contains("handshake unfinished after 1 s")), "{r:#?}");
+                assert!(elapsed < Duration::from_secs(4), "the server ended the handshake after {elapsed:?} ({} hello bytes): {r:#?}", hello.len());
+            }
+
+            #[test]
             fn reports_the_library_version() {
                 let v = BACKEND.backend().library_version();
                 let expected = match BACKEND {

@@ -86,6 +86,7 @@ async fn harness_run(
         binaries: BTreeMap::from([(BrowserKind::Chromium, Ok(bins.clone()))]),
         quiet: Duration::from_millis(quiet_ms),
         keep_profiles: false,
+        server_port: None,
     };
     let empty = RunResults {
         schema_version: SCHEMA_VERSION,

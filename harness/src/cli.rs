@@ -128,6 +128,10 @@ struct ServeArgs {
     /// Where to write the certificate files (default: a temporary folder).
     #[arg(long)]
     cert_dir: Option<PathBuf>,
+    /// Listen on this loopback port (default: a free one), so a browser's exceptions and
+    /// bookmarks survive restarts.
+    #[arg(long)]
+    port: Option<u16>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -178,6 +182,10 @@ struct RunArgs {
     /// Keep each trial's browser profile and HOME (large) next to its logs.
     #[arg(long)]
     keep_profiles: bool,
+    /// Serve every trial on this loopback port, e.g. to capture with `tcpdump -i lo port N`
+    /// (needs `--jobs 1`). A port another program holds makes those trials `error`.
+    #[arg(long, value_name = "PORT")]
+    server_port: Option<u16>,
     /// Compare the finished run with this earlier run (folder or matrix.json); exit 3 on change.
     #[arg(long)]
     baseline: Option<PathBuf>,
@@ -405,7 +413,13 @@ async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
         binaries: binaries.clone(),
         quiet: Duration::from_millis(args.quiet_ms),
         keep_profiles: args.keep_profiles,
+        server_port: args.server_port,
     };
+    if args.server_port.is_some() && plan.jobs > 1 {
+        return Err(usage(anyhow::anyhow!(
+            "--server-port serves every trial on one port, so trials cannot overlap: add `--jobs 1`"
+        )));
+    }
     if cells(&plan).is_empty() {
         return Err(usage(anyhow::anyhow!(
             "the selection is empty: no scenario has a cell for the given --backend/--browser/--tls"
@@ -439,6 +453,11 @@ async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
         cells: Vec::new(),
         cells_requested: 0,
     };
+    // An empty but valid matrix.json first: a folder we cannot write to stops the run before
+    // any browser starts, and an interrupt from here on always leaves a readable file.
+    results::write_all(&results, &out)
+        .with_context(|| format!("{} is not writable", out.display()))
+        .map_err(usage)?;
     let progress = Progress::new();
     let run_future = run(plan, results, &progress);
     tokio::pin!(run_future);
@@ -454,8 +473,16 @@ async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
     };
     progress.finish();
     results.environment.ended_at = Some(rfc3339_now());
-    results::write_all(&results, &out).context("writing results")?;
+    let written = results::write_all(&results, &out);
     println!("{}", results::render(&results, Format::Terminal));
+    if let Err(e) = written {
+        // The table above is then the only complete copy; say so rather than lose it silently.
+        eprintln!(
+            "error: the results could not be written to {} ({e}); the table above is the complete result, the files there hold the last cells written",
+            out.display()
+        );
+        return Ok(EXIT_INCOMPLETE);
+    }
     println!("results: {}", out.display());
     let changed = baseline.map(|b| {
         let d = results::diff(&b, &results);
@@ -535,6 +562,7 @@ async fn serve(args: ServeArgs) -> Result<u8, Failure> {
         args.connection.into(),
     );
     spec.resumption = args.resumption;
+    spec.port = args.port;
     let b = backend.backend();
     let server = b.start(spec).context("starting the server")?;
     let log = server.log().subscribe();

@@ -48,6 +48,8 @@ pub struct RunPlan {
     pub quiet: Duration,
     /// Keep each trial's profile and HOME (they are large).
     pub keep_profiles: bool,
+    /// Serve every trial on this loopback port (for packet captures); `None`: a free one.
+    pub server_port: Option<u16>,
 }
 
 /// One cell to run.
@@ -369,6 +371,7 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         f.connection,
     );
     spec.resumption = f.resumption;
+    spec.port = plan.server_port;
     let server = cell
         .backend
         .backend()
@@ -432,6 +435,13 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         .await
         .context("writing connections.jsonl")?;
     outcome?;
+    if let Some((id, fault)) = records.iter().find_map(|r| Some((r.id, r.server_fault()?))) {
+        // The browser's handshakes cannot be counted when the server itself failed one.
+        anyhow::bail!(
+            "the {} server failed on connection {id} ({fault}); see connections.jsonl",
+            cell.backend
+        );
+    }
     let (steps, unattributed) = attribute(&records, &windows);
     let client_log = client_log(cell.browser, dir, &plan.out, records).await;
     Ok(TrialOutput {

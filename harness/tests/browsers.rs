@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use backends::{BackendName, TlsVersion};
@@ -15,7 +14,8 @@ use harness::runner::{RunPlan, run};
 use harness::scenario::Scenario;
 use results::{CellResult, CellStatus, Environment, RunResults, SCHEMA_VERSION, StepResult};
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+mod common;
+use common::{ONE_AT_A_TIME, browser_processes, harness_command};
 
 fn binaries() -> BTreeMap<BrowserKind, Result<BrowserBinaries, String>> {
     BrowserKind::ALL
@@ -60,6 +60,7 @@ fn run_matrix(sel: Selection) -> (RunResults, tempfile::TempDir) {
         binaries: sel.binaries,
         quiet: Duration::from_millis(500),
         keep_profiles: false,
+        server_port: None,
     };
     let results = RunResults {
         schema_version: SCHEMA_VERSION,
@@ -338,37 +339,6 @@ fn a_browser_that_cannot_start_fails_its_cells_and_the_run_finishes_the_others()
 }
 
 /// Browser and driver processes as `pid name` (zombies included: an unreaped child is a leak too).
-fn browser_processes() -> std::collections::BTreeSet<String> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
-            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-            Some(format!("{pid} {}", comm.trim()))
-        })
-        .filter(|c| {
-            let name = c.split_once(' ').map(|x| x.1).unwrap_or_default();
-            [
-                "chromium",
-                "chrome",
-                "chromedriver",
-                "firefox",
-                "geckodriver",
-                "Web Content",
-                "Isolated Web Co",
-                "WebExtensions",
-                "RDD Process",
-                "Socket Process",
-                "Utility Process",
-                "forkserver",
-            ]
-            .iter()
-            .any(|n| name.starts_with(n))
-        })
-        .collect()
-}
-
 #[test]
 fn twenty_trials_leave_no_browser_process_and_no_profile() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -463,39 +433,8 @@ fn parallel_trials_agree_with_serial_trials() {
     }
 }
 
-fn harness_command(args: &[&str]) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_harness"));
-    command.args(args).env("CI", "true");
-    command
-}
-
 fn harness_bin(args: &[&str]) -> std::process::Output {
     harness_command(args).output().expect("harness runs")
-}
-
-/// Starts the harness on `report-close` with the shipped scenarios, output discarded.
-fn spawn_report_close(run: &Path, extra: &[&str]) -> std::process::Child {
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let mut args = vec![
-        "--scenarios",
-        scenarios.to_str().unwrap(),
-        "--matrix",
-        "report-close",
-    ];
-    args.extend_from_slice(&[
-        "--backend",
-        "rustls",
-        "--jobs",
-        "1",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
-    args.extend_from_slice(extra);
-    harness_command(&args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 #[test]
@@ -647,148 +586,4 @@ fn chromium_netlog_explains_every_failed_handshake_and_prediction_off_removes_pr
         version.is_some_and(|v| v.split('.').count() == 4),
         "the NetLog's browser version is recorded"
     );
-}
-
-#[test]
-fn sigint_and_sigterm_leave_a_valid_partial_matrix_and_no_process() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        let before = browser_processes();
-        let out = tempfile::tempdir().unwrap();
-        let run = out.path().join("run");
-        let mut child = spawn_report_close(&run, &["--tls", "1.3", "--repeat", "3"]);
-        // Wait for the first finished cell, then interrupt mid-run.
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        while RunResults::read(&run)
-            .map(|r| r.cells.is_empty())
-            .unwrap_or(true)
-        {
-            assert!(std::time::Instant::now() < deadline, "no cell finished");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(child.id() as i32, signal) };
-        let status = child.wait().unwrap();
-        assert_eq!(
-            status.code(),
-            Some(1),
-            "signal {signal}: an interrupted run is incomplete"
-        );
-        let partial = RunResults::read(&run).expect("matrix.json is valid after the interrupt");
-        assert!(
-            partial.cells.len() < partial.cells_requested,
-            "{} of {}",
-            partial.cells.len(),
-            partial.cells_requested
-        );
-        assert!(partial.environment.ended_at.is_none());
-        // The harness is gone, so its last orphans are init's to reap: give that a moment.
-        let mut left = Vec::new();
-        for _ in 0..50 {
-            left = browser_processes().difference(&before).cloned().collect();
-            if left.is_empty() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let states: Vec<String> = left
-            .iter()
-            .map(|p| {
-                let pid = p.split(' ').next().unwrap_or_default();
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                format!(
-                    "{p} [{}]",
-                    stat.rsplit_once(')')
-                        .map(|x| x.1.trim().chars().next().unwrap_or('?'))
-                        .unwrap_or('?')
-                )
-            })
-            .collect();
-        assert!(
-            left.is_empty(),
-            "signal {signal}: processes outlived the run: {states:?}"
-        );
-    }
-}
-
-/// Pids of processes named `name` whose command line mentions `needle`.
-fn pids_of(name: &str, needle: &str) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-            let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).ok()?)
-                .into_owned();
-            (comm.trim() == name && cmdline.contains(needle)).then_some(pid)
-        })
-        .collect()
-}
-
-#[test]
-fn a_browser_or_driver_killed_mid_trial_fails_that_cell_and_the_run_goes_on() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    for victim in ["chromium", "chromedriver"] {
-        let before = browser_processes();
-        let out = tempfile::tempdir().unwrap();
-        let run = out.path().join("run");
-        // Two cells, one trial each, one at a time: the first is killed, the second must run.
-        let mut child = spawn_report_close(&run, &["--browser", "chromium", "--repeat", "1"]);
-        let needle = run.join("trials").display().to_string();
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let killed = loop {
-            let pids = pids_of(victim, &needle);
-            if let Some(&pid) = pids.first() {
-                // Let the trial get going (the browser up, the first navigation under way).
-                std::thread::sleep(Duration::from_millis(700));
-                // SAFETY: killing a process of the harness we started.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                break pid;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no {victim} process appeared"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let status = child.wait().unwrap();
-        assert_eq!(
-            status.code(),
-            Some(1),
-            "{victim} {killed}: the run is incomplete"
-        );
-        let r = RunResults::read(&run).unwrap();
-        assert_eq!(r.cells.len(), 2, "both cells are in the matrix");
-        let errors: Vec<_> = r
-            .cells
-            .iter()
-            .filter(|c| matches!(c.status, CellStatus::Error { .. }))
-            .collect();
-        assert_eq!(
-            errors.len(),
-            1,
-            "{victim}: exactly the killed trial's cell is `error`: {:?}",
-            r.cells.iter().map(|c| &c.status).collect::<Vec<_>>()
-        );
-        assert!(
-            errors[0].headline.is_empty(),
-            "an error cell reports no number"
-        );
-        assert!(
-            matches!(&errors[0].status, CellStatus::Error { log: Some(_), .. }),
-            "the error names its log folder"
-        );
-        let measured = r
-            .cells
-            .iter()
-            .find(|c| c.status == CellStatus::Measured)
-            .expect("the other cell was measured");
-        assert!(!measured.headline.is_empty());
-        let left: Vec<_> = browser_processes().difference(&before).cloned().collect();
-        assert!(
-            left.is_empty(),
-            "{victim}: processes outlived the run: {left:?}"
-        );
-    }
 }

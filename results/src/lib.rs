@@ -473,12 +473,17 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ResultsError
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile_in(dir).map_err(|e| io("create a temporary file for", e))?;
-    tmp.1.write_all(contents).map_err(|e| io("write", e))?;
-    tmp.1.sync_all().map_err(|e| io("sync", e))?;
-    std::fs::rename(&tmp.0, path).map_err(|e| {
+    let written = tmp
+        .1
+        .write_all(contents)
+        .map_err(|e| io("write", e))
+        .and_then(|()| tmp.1.sync_all().map_err(|e| io("sync", e)))
+        .and_then(|()| std::fs::rename(&tmp.0, path).map_err(|e| io("rename into", e)));
+    if written.is_err() {
+        // A full disk must not also keep our half-written copy.
         let _ = std::fs::remove_file(&tmp.0);
-        io("rename into", e)
-    })
+    }
+    written
 }
 
 fn tempfile_in(dir: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {

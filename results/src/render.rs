@@ -46,13 +46,17 @@ pub fn render(results: &RunResults, format: Format) -> String {
     }
 }
 
-/// Writes every file format into `dir`, each atomically.
+/// Writes every file format into `dir`, each atomically; a file that cannot be written keeps
+/// its previous version, and the others are still tried. Returns the first failure.
 pub fn write_all(results: &RunResults, dir: &Path) -> Result<(), ResultsError> {
+    let mut first_failure = None;
     for format in [Format::Json, Format::Markdown, Format::Html, Format::Junit] {
         let name = format.file_name().expect("file formats have names");
-        write_atomically(&dir.join(name), render(results, format).as_bytes())?;
+        if let Err(e) = write_atomically(&dir.join(name), render(results, format).as_bytes()) {
+            first_failure.get_or_insert(e);
+        }
     }
-    Ok(())
+    first_failure.map_or(Ok(()), Err)
 }
 
 /// The matrix view: rows scenario × backend, columns browser × TLS, in first-seen order.
