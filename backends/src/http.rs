@@ -43,18 +43,18 @@ fn favicon() -> Vec<u8> {
 }
 
 /// How serving a connection ended.
-pub(crate) struct Served {
+pub struct Served {
     /// Requests answered.
-    pub(crate) requests: u32,
+    pub requests: u32,
     /// The failure that ended it, if it was not an orderly close.
-    pub(crate) failure: Option<HandshakeFailure>,
+    pub failure: Option<HandshakeFailure>,
 }
 
 /// Answers requests on `session` until the peer closes, the policy closes, or an error.
 ///
 /// A request head must be complete within `head_deadline` of its first byte: a client that
 /// trickles bytes (slowloris) would otherwise reset the socket's per-read timeout forever.
-pub(crate) fn serve(
+pub fn serve(
     session: &mut dyn TlsSession,
     policy: ConnectionPolicy,
     head_deadline: Duration,

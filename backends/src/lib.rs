@@ -5,7 +5,7 @@
 //! responder and the same [`ConnectionLog`]. Only the handshake, record I/O and the reading of
 //! *why* a connection failed differ between libraries; that is exactly what the trait hides.
 
-mod http;
+pub mod http;
 mod iana;
 pub mod log;
 pub mod mbedtls_backend;
@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::http::PAGE_TITLE;
 pub use crate::log::ConnectionLog;
-pub use crate::record::{AlertLevel, Cause, ConnectionRecord, Outcome, SessionInfo};
+pub use crate::record::{AlertLevel, Cause, ConnectionRecord, Ending, Outcome, SessionInfo};
 pub use crate::server::{RunningServer, start};
 
 /// A TLS server library.

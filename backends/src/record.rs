@@ -157,7 +157,83 @@ pub enum Outcome {
     },
 }
 
+/// How a connection ended, as the server saw it: what [`Outcome::classify`] decides from.
+#[derive(Clone, Debug)]
+pub enum Ending {
+    /// The handshake failed.
+    HandshakeFailed {
+        /// What the library reported.
+        failure: crate::HandshakeFailure,
+        /// Set when the server's handshake deadline ended it (the library then reports the
+        /// closed socket, not the reason).
+        deadline: Option<std::time::Duration>,
+    },
+    /// The handshake completed and the responder ran.
+    Served {
+        /// Requests answered.
+        requests: u32,
+        /// What ended serving, unless it was an orderly close.
+        failure: Option<crate::HandshakeFailure>,
+    },
+}
+
 impl Outcome {
+    /// The one outcome of a connection, and the library's code to keep beside it (DESIGN.md:
+    /// a failed handshake is `rejected`; an alert or reset after a completed handshake but
+    /// before any request is `rejected-after-handshake`; a clean close or timeout without a
+    /// request is `idle`).
+    pub fn classify(ending: Ending) -> (Self, Option<String>) {
+        match ending {
+            Ending::HandshakeFailed {
+                failure,
+                deadline: Some(after),
+            } => (
+                Self::Rejected {
+                    cause: Cause::Timeout,
+                },
+                Some(format!(
+                    "handshake unfinished after {} s, ended by the server; the library then said: {}",
+                    after.as_secs_f32(),
+                    failure
+                        .backend_code
+                        .unwrap_or_else(|| failure.cause.to_string())
+                )),
+            ),
+            Ending::HandshakeFailed {
+                failure,
+                deadline: None,
+            } => (
+                Self::Rejected {
+                    cause: failure.cause,
+                },
+                failure.backend_code,
+            ),
+            Ending::Served {
+                requests: 0,
+                failure: Some(f),
+            } if matches!(f.cause, Cause::Alert { .. } | Cause::Reset)
+                && !f.cause.is_close_notify() =>
+            {
+                (
+                    Self::RejectedAfterHandshake { cause: f.cause },
+                    f.backend_code,
+                )
+            }
+            // Closed (eof, close_notify) or timed out without a request.
+            Ending::Served {
+                requests: 0,
+                failure,
+            } => (
+                Self::Idle,
+                failure.map(|f| f.backend_code.unwrap_or_else(|| f.cause.to_string())),
+            ),
+            Ending::Served { requests, failure } => (
+                Self::Established { requests },
+                failure.and_then(|f| f.backend_code),
+            ),
+        }
+    }
+
     /// Whether this counts as a failed handshake (DESIGN.md).
     pub fn is_failed_handshake(&self) -> bool {
         matches!(

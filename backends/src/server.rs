@@ -11,7 +11,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::http::serve;
 use crate::log::ConnectionLog;
 use crate::record::{
-    Cause, ConnectionRecord, Outcome, SERVER_FAULT_NO_WORKER, SERVER_FAULT_PANIC, SessionInfo,
+    Cause, ConnectionRecord, Ending, Outcome, SERVER_FAULT_NO_WORKER, SERVER_FAULT_PANIC,
+    SessionInfo,
 };
 use crate::{Acceptor, BackendError, BackendName, ServerSpec};
 
@@ -277,24 +278,12 @@ fn handle_connection(
     let control = tcp.try_clone().ok();
     let mut session = match acceptor.accept(tcp) {
         Ok(s) => s,
-        Err(failure) if expired.load(Ordering::SeqCst) => {
-            record.outcome = Outcome::Rejected {
-                cause: Cause::Timeout,
-            };
-            record.backend_code = Some(format!(
-                "handshake unfinished after {} s, ended by the server; the library then said: {}",
-                spec.handshake_timeout.as_secs_f32(),
-                failure
-                    .backend_code
-                    .unwrap_or_else(|| failure.cause.to_string())
-            ));
-            return record;
-        }
         Err(failure) => {
-            record.outcome = Outcome::Rejected {
-                cause: failure.cause,
-            };
-            record.backend_code = failure.backend_code;
+            let deadline = expired
+                .load(Ordering::SeqCst)
+                .then_some(spec.handshake_timeout);
+            (record.outcome, record.backend_code) =
+                Outcome::classify(Ending::HandshakeFailed { failure, deadline });
             return record;
         }
     };
@@ -307,24 +296,10 @@ fn handle_connection(
     if let Some(c) = control {
         let _ = c.shutdown(Shutdown::Both);
     }
-    record.outcome = match (served.requests, served.failure) {
-        (0, Some(f))
-            if matches!(f.cause, Cause::Alert { .. } | Cause::Reset)
-                && !f.cause.is_close_notify() =>
-        {
-            record.backend_code = f.backend_code;
-            Outcome::RejectedAfterHandshake { cause: f.cause }
-        }
-        (0, other) => {
-            // Closed (eof, close_notify) or timed out without a request.
-            record.backend_code = other.and_then(|f| f.backend_code.or(Some(f.cause.to_string())));
-            Outcome::Idle
-        }
-        (requests, other) => {
-            record.backend_code = other.and_then(|f| f.backend_code);
-            Outcome::Established { requests }
-        }
-    };
+    (record.outcome, record.backend_code) = Outcome::classify(Ending::Served {
+        requests: served.requests,
+        failure: served.failure,
+    });
     record
 }
 

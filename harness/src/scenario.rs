@@ -193,7 +193,11 @@ pub enum ScenarioError {
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let col = before
         .rsplit('\n')
@@ -206,10 +210,11 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// Position of `key = ` in the text, for semantic errors that serde cannot place.
 fn key_offset(text: &str, key: &str) -> usize {
-    text.lines()
+    // Byte offsets of the real line starts: `lines()` would hide a `\r` per CRLF line.
+    text.split_inclusive('\n')
         .scan(0, |off, l| {
             let start = *off;
-            *off += l.len() + 1;
+            *off += l.len();
             Some((start, l))
         })
         .find(|(_, l)| {
@@ -387,6 +392,21 @@ mod tests {
         let e = err(&format!("{OK}colour = \"red\"\n"));
         assert!(
             e.starts_with("scenarios/x.toml:6:1: unknown field `colour`, expected one of"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_windows_edited_file_points_at_the_right_line() {
+        // Found by the scenario_file fuzz target: CRLF offsets used to drift a byte per line
+        // and could land inside a character (a panic instead of an error).
+        let text = OK
+            .replace("\n", "\r\n")
+            .replace("[\"visit\", \"proceed\"]", "[]");
+        let text = format!("# é\r\n{text}");
+        let e = err(&text);
+        assert!(
+            e.starts_with("scenarios/x.toml:6:1: `steps` is empty"),
             "{e}"
         );
     }
