@@ -8,6 +8,8 @@
 pub mod http;
 mod iana;
 pub mod log;
+// A build without Mbed TLS 3.6 gets a stand-in that says why (build.rs).
+#[cfg_attr(hm_mbedtls_missing, path = "mbedtls_missing.rs")]
 pub mod mbedtls_backend;
 pub mod openssl_backend;
 pub mod record;
@@ -207,6 +209,14 @@ pub enum BackendError {
         /// The library's words.
         message: String,
     },
+    /// This build has no such library (see [`TlsBackend::unavailable`]).
+    #[error("{backend} is unavailable: {reason}")]
+    Unavailable {
+        /// The backend.
+        backend: BackendName,
+        /// Why, and how to fix it.
+        reason: String,
+    },
     /// No loopback port could be bound.
     #[error("failed to bind a loopback listener")]
     Bind(#[source] std::io::Error),
@@ -226,6 +236,10 @@ pub trait TlsBackend: Send + Sync {
     fn name(&self) -> BackendName;
     /// The linked library's own version string, read at run time (e.g. `Mbed TLS 3.6.6`).
     fn library_version(&self) -> String;
+    /// Why this build cannot run the backend at all (its library was not found), if so.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
     /// Whether a server can be pinned to `tls`; `Err` carries the reason.
     fn supports(&self, tls: TlsVersion) -> Result<(), String>;
     /// Builds the library's server context for `spec`.

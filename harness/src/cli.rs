@@ -128,8 +128,7 @@ struct ServeArgs {
     /// Where to write the certificate files (default: a temporary folder).
     #[arg(long)]
     cert_dir: Option<PathBuf>,
-    /// Listen on this loopback port (default: a free one), so a browser's exceptions and
-    /// bookmarks survive restarts.
+    /// Listen on this loopback port (default: a free one), e.g. for `tcpdump -i lo port N`.
     #[arg(long)]
     port: Option<u16>,
 }
@@ -447,6 +446,11 @@ async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
             eprintln!("warning: {kind} cells will be `error`: {e}");
         }
     }
+    for b in BackendName::ALL {
+        if let Some(why) = b.backend().unavailable() {
+            eprintln!("warning: {b} cells will be `error`: {why}");
+        }
+    }
     let results = RunResults {
         schema_version: SCHEMA_VERSION,
         environment: environment(&binaries),
@@ -521,7 +525,11 @@ fn list(args: ListArgs) -> Result<u8, Failure> {
     }
     println!("backends:");
     for b in BackendName::ALL {
-        println!("  {:<10} {}", b.as_str(), b.backend().library_version());
+        let backend = b.backend();
+        match backend.unavailable() {
+            Some(why) => println!("  {:<10} unavailable: {why}", b.as_str()),
+            None => println!("  {:<10} {}", b.as_str(), backend.library_version()),
+        }
     }
     println!("browsers:");
     for (name, v) in tool_versions(&resolve_binaries(&args.binaries)) {

@@ -127,6 +127,9 @@ fn precheck(cell: &Cell, plan: &RunPlan) -> Option<CellStatus> {
     if let Err(reason) = cell.scenario.file.trust.support(cell.browser) {
         return Some(CellStatus::Unsupported { reason });
     }
+    if let Some(reason) = cell.backend.backend().unavailable() {
+        return Some(CellStatus::Error { reason, log: None });
+    }
     if let Err(reason) = cell.backend.backend().supports(cell.tls) {
         return Some(CellStatus::Unsupported { reason });
     }

@@ -399,3 +399,65 @@ fn a_server_port_in_use_fails_those_trials_with_the_reason_and_a_free_one_is_use
         );
     }
 }
+
+#[test]
+fn a_missing_certutil_fails_only_the_trusted_ca_cells_and_names_the_setup_script() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // A PATH with every program of this machine except certutil.
+    let out = tempfile::tempdir().unwrap();
+    let bin = out.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let cargo_bin = Path::new(&std::env::var("HOME").unwrap()).join(".cargo/bin");
+    for dir in [
+        Path::new("/usr/local/bin"),
+        Path::new("/usr/bin"),
+        Path::new("/usr/sbin"),
+        &cargo_bin,
+    ] {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let link = bin.join(entry.file_name());
+            if entry.file_name() != "certutil" && !link.exists() {
+                std::os::unix::fs::symlink(entry.path(), link).unwrap();
+            }
+        }
+    }
+    let run = out.path().join("run");
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let output = harness_command(&[
+        "--scenarios",
+        scenarios.to_str().unwrap(),
+        "--matrix",
+        "control-trusted-ca,control-accept-insecure",
+        "--browser",
+        "chromium",
+        "--backend",
+        "rustls",
+        "--tls",
+        "1.3",
+        "--repeat",
+        "1",
+        "--out",
+        run.to_str().unwrap(),
+    ])
+    .env("PATH", &bin)
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let r = RunResults::read(&run).expect("matrix.json is valid");
+    let status = |scenario: &str| {
+        &r.cells
+            .iter()
+            .find(|c| c.key.scenario == scenario)
+            .unwrap()
+            .status
+    };
+    match status("control-trusted-ca") {
+        CellStatus::Error { reason, .. } => assert!(
+            reason.contains("certutil") && reason.contains("scripts/setup.sh"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(status("control-accept-insecure"), &CellStatus::Measured);
+}
