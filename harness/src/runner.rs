@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backends::{BackendName, ServerSpec, TlsPin, TlsVersion};
+use backends::{BackendName, ConnectionRecord, ServerSpec, TlsPin, TlsVersion};
 use certs::CertBundle;
 use results::{
     CellKey, CellResult, CellStatus, ClientLog, ClientSide, RunResults, StepWindow, TrialResult,
@@ -438,12 +438,8 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         .await
         .context("writing connections.jsonl")?;
     outcome?;
-    if let Some((id, fault)) = records.iter().find_map(|r| Some((r.id, r.server_fault()?))) {
-        // The browser's handshakes cannot be counted when the server itself failed one.
-        anyhow::bail!(
-            "the {} server failed on connection {id} ({fault}); see connections.jsonl",
-            cell.backend
-        );
+    if let Some(why) = server_fault(cell.backend, &records) {
+        anyhow::bail!(why);
     }
     let (steps, unattributed) = attribute(&records, &windows);
     let client_log = client_log(cell.browser, dir, &plan.out, records).await;
@@ -455,13 +451,25 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
     })
 }
 
+/// Why a trial's records cannot be counted, if the server itself failed on a connection: that
+/// handshake failed because of us, not the browser.
+fn server_fault(backend: BackendName, records: &[ConnectionRecord]) -> Option<String> {
+    records.iter().find_map(|r| {
+        let fault = r.server_fault()?;
+        Some(format!(
+            "the {backend} server failed on connection {} ({fault}); see connections.jsonl",
+            r.id
+        ))
+    })
+}
+
 /// Reads the browser's own log of the trial, joins it to the server's records and keeps it
 /// compressed. A log that cannot be read leaves every connection `unknown`, with a warning.
 async fn client_log(
     browser: BrowserKind,
     dir: &Path,
     out: &Path,
-    records: Vec<backends::ConnectionRecord>,
+    records: Vec<ConnectionRecord>,
 ) -> Option<ClientLog> {
     let dir = dir.to_owned();
     let rel = |p: &Path| p.strip_prefix(out).unwrap_or(p).display().to_string();
@@ -569,5 +577,59 @@ async fn settle(log: &backends::ConnectionLog, quiet: Duration) {
             return;
         }
         tokio::time::sleep(quiet - idle).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use backends::{Cause, Outcome, SessionInfo};
+
+    use super::*;
+
+    fn record(id: u64, outcome: Outcome) -> ConnectionRecord {
+        ConnectionRecord {
+            id,
+            accepted_at_us: id,
+            closed_at_us: id + 1,
+            client: "127.0.0.1:1".into(),
+            client_port: 1,
+            local: "127.0.0.1:2".into(),
+            outcome,
+            session: SessionInfo::default(),
+            backend_code: None,
+        }
+    }
+
+    #[test]
+    fn a_server_fault_voids_the_trial_and_a_client_error_does_not() {
+        let garbage = Outcome::Rejected {
+            cause: Cause::Error {
+                message: "decode error".into(),
+            },
+        };
+        let panic = Outcome::Rejected {
+            cause: Cause::Error {
+                message: format!("{}boom", backends::record::SERVER_FAULT_PANIC),
+            },
+        };
+        let ok = Outcome::Established { requests: 1 };
+        assert_eq!(
+            server_fault(
+                BackendName::Rustls,
+                &[record(1, garbage.clone()), record(2, ok.clone())]
+            ),
+            None
+        );
+        let why = server_fault(
+            BackendName::Openssl,
+            &[record(1, garbage), record(2, panic), record(3, ok)],
+        )
+        .expect("a fault");
+        assert!(
+            why.starts_with(
+                "the openssl server failed on connection 2 (server fault: backend panicked: boom)"
+            ),
+            "{why}"
+        );
     }
 }

@@ -461,3 +461,58 @@ fn a_missing_certutil_fails_only_the_trusted_ca_cells_and_names_the_setup_script
     }
     assert_eq!(status("control-accept-insecure"), &CellStatus::Measured);
 }
+
+#[test]
+fn a_missing_browser_or_driver_fails_its_cells_naming_the_setup_script() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let list = harness_command(&["list", "--chromium-binary", "/nonexistent/chromium"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed.lines().any(|l| l.contains("chromium")
+            && l.contains("unavailable: Chromium not found (/nonexistent/chromium)")
+            && l.contains("scripts/setup.sh")),
+        "{listed}"
+    );
+
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let output = harness_command(&[
+        "--scenarios",
+        scenarios.to_str().unwrap(),
+        "--matrix",
+        "control-accept-insecure",
+        "--backend",
+        "rustls",
+        "--tls",
+        "1.3",
+        "--repeat",
+        "1",
+        "--geckodriver",
+        "/nonexistent/geckodriver",
+        "--out",
+        run.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("warning: firefox cells will be `error`: geckodriver not found"),
+        "{stderr}"
+    );
+    let r = RunResults::read(&run).expect("matrix.json is valid");
+    for c in &r.cells {
+        match (c.key.browser.as_str(), &c.status) {
+            ("firefox", CellStatus::Error { reason, .. }) => assert!(
+                reason.contains("/nonexistent/geckodriver") && reason.contains("scripts/setup.sh"),
+                "{reason}"
+            ),
+            ("chromium", CellStatus::Measured) => assert!(!c.headline.is_empty()),
+            other => panic!("{other:?}"),
+        }
+    }
+}
