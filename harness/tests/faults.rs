@@ -14,23 +14,16 @@ use common::{ONE_AT_A_TIME, browser_processes, harness_command};
 
 /// Starts the harness on `report-close` with the shipped scenarios, output discarded.
 fn spawn_report_close(run: &Path, extra: &[&str]) -> std::process::Child {
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut args = vec![
-        "--scenarios",
-        scenarios.to_str().unwrap(),
         "--matrix",
         "report-close",
-    ];
-    args.extend_from_slice(&[
         "--backend",
         "rustls",
         "--jobs",
         "1",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
+    ];
     args.extend_from_slice(extra);
-    harness_command(&args)
+    shipped(run, &args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -232,12 +225,26 @@ impl Drop for Tmpfs {
     }
 }
 
+/// The harness on the shipped scenarios, writing to `run`.
+fn shipped(run: &Path, args: &[&str]) -> std::process::Command {
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut command = harness_command(&["--scenarios", scenarios.to_str().unwrap()]);
+    command.args(args).arg("--out").arg(run);
+    command
+}
+
+/// Runs `command`; its exit status and output, and the run's results if they are readable.
+fn finish(
+    mut command: std::process::Command,
+    run: &Path,
+) -> (std::process::Output, Option<RunResults>) {
+    let output = command.output().expect("harness runs");
+    (output, RunResults::read(run).ok())
+}
+
 /// Runs the quick `control-accept-insecure` scenario in Chromium, TLS 1.3, one trial a cell.
 fn run_accept_insecure(run: &Path, extra: &[&str]) -> (std::process::Output, Option<RunResults>) {
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut args = vec![
-        "--scenarios",
-        scenarios.to_str().unwrap(),
         "--matrix",
         "control-accept-insecure",
         "--browser",
@@ -248,12 +255,9 @@ fn run_accept_insecure(run: &Path, extra: &[&str]) -> (std::process::Output, Opt
         "1",
         "--jobs",
         "1",
-        "--out",
-        run.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let output = harness_command(&args).output().expect("harness runs");
-    (output, RunResults::read(run).ok())
+    finish(shipped(run, &args), run)
 }
 
 fn status_of<'a>(r: &'a RunResults, backend: &str) -> &'a CellStatus {
@@ -422,29 +426,26 @@ fn a_missing_certutil_fails_only_the_trusted_ca_cells_and_names_the_setup_script
         }
     }
     let run = out.path().join("run");
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let output = harness_command(&[
-        "--scenarios",
-        scenarios.to_str().unwrap(),
-        "--matrix",
-        "control-trusted-ca,control-accept-insecure",
-        "--browser",
-        "chromium",
-        "--backend",
-        "rustls",
-        "--tls",
-        "1.3",
-        "--repeat",
-        "1",
-        "--out",
-        run.to_str().unwrap(),
-    ])
-    .env("PATH", &bin)
-    .output()
-    .unwrap();
+    let mut command = shipped(
+        &run,
+        &[
+            "--matrix",
+            "control-trusted-ca,control-accept-insecure",
+            "--browser",
+            "chromium",
+            "--backend",
+            "rustls",
+            "--tls",
+            "1.3",
+            "--repeat",
+            "1",
+        ],
+    );
+    command.env("PATH", &bin);
+    let (output, results) = finish(command, &run);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let r = RunResults::read(&run).expect("matrix.json is valid");
+    let r = results.expect("matrix.json is valid");
     let status = |scenario: &str| {
         &r.cells
             .iter()
@@ -479,32 +480,31 @@ fn a_missing_browser_or_driver_fails_its_cells_naming_the_setup_script() {
 
     let out = tempfile::tempdir().unwrap();
     let run = out.path().join("run");
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let output = harness_command(&[
-        "--scenarios",
-        scenarios.to_str().unwrap(),
-        "--matrix",
-        "control-accept-insecure",
-        "--backend",
-        "rustls",
-        "--tls",
-        "1.3",
-        "--repeat",
-        "1",
-        "--geckodriver",
-        "/nonexistent/geckodriver",
-        "--out",
-        run.to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
+    let (output, results) = finish(
+        shipped(
+            &run,
+            &[
+                "--matrix",
+                "control-accept-insecure",
+                "--backend",
+                "rustls",
+                "--tls",
+                "1.3",
+                "--repeat",
+                "1",
+                "--geckodriver",
+                "/nonexistent/geckodriver",
+            ],
+        ),
+        &run,
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("warning: firefox cells will be `error`: geckodriver not found"),
         "{stderr}"
     );
-    let r = RunResults::read(&run).expect("matrix.json is valid");
+    let r = results.expect("matrix.json is valid");
     for c in &r.cells {
         match (c.key.browser.as_str(), &c.status) {
             ("firefox", CellStatus::Error { reason, .. }) => assert!(
