@@ -26,7 +26,7 @@ struct PanicEvery {
 impl Acceptor for PanicEvery {
     fn accept(&self, tcp: TcpStream) -> Result<Box<dyn TlsSession>, HandshakeFailure> {
         let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
-        if n % self.every == 0 {
+        if n.checked_rem(self.every) == Some(0) {
             panic!("injected fault on connection {n}");
         }
         self.inner.accept(tcp)

@@ -16,8 +16,11 @@ use backends::{
 };
 use harness::scenario::{Scenario, ScenarioError, Step};
 
-/// The names of the targets, as folders under `fuzz/seeds` and `fuzz/regressions`.
-pub const TARGETS: [(&str, fn(&[u8])); 3] = [
+/// A target's check: panics when a property does not hold for the input.
+pub type Check = fn(&[u8]);
+
+/// The targets by name, as folders under `fuzz/seeds` and `fuzz/regressions`.
+pub const TARGETS: [(&str, Check); 3] = [
     ("http_request", http_request),
     ("connection_outcome", connection_outcome),
     ("scenario_file", scenario_file),
@@ -197,7 +200,7 @@ impl Bytes<'_> {
     fn failure(&mut self) -> HandshakeFailure {
         HandshakeFailure {
             cause: self.cause(),
-            backend_code: (self.byte() % 2 == 0).then(|| self.text()),
+            backend_code: (self.byte() & 1 == 0).then(|| self.text()),
         }
     }
 }
@@ -222,7 +225,7 @@ pub fn connection_outcome(data: &[u8]) {
         },
         _ => Ending::Served {
             requests: u32::from_le_bytes([b.byte(), b.byte(), 0, 0]) % 4,
-            failure: (b.byte() % 2 == 0).then(|| b.failure()),
+            failure: (b.byte() & 1 == 0).then(|| b.failure()),
         },
     };
     let (outcome, code) = Outcome::classify(ending.clone());
