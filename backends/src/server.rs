@@ -77,17 +77,28 @@ pub fn start(
         workers: Mutex::new(Vec::new()),
     });
     let spec = Arc::new(spec);
-    let mut addrs = Vec::new();
-    let mut running = Vec::new();
-    let watchdog = {
+    // Built before any thread starts: if a later thread cannot start, dropping it stops the
+    // ones that did.
+    let mut server = RunningServer {
+        backend,
+        port,
+        addrs: Vec::new(),
+        log: log.clone(),
+        shared: shared.clone(),
+        listeners: Vec::new(),
+        watchdog: None,
+    };
+    server.watchdog = Some({
         let shared = shared.clone();
         std::thread::Builder::new()
             .name(format!("{backend}-watchdog"))
             .spawn(move || watchdog(&shared))
             .map_err(BackendError::Bind)?
-    };
+    });
     for listener in listeners {
-        addrs.push(listener.local_addr().map_err(BackendError::Bind)?);
+        server
+            .addrs
+            .push(listener.local_addr().map_err(BackendError::Bind)?);
         let accept_side = listener.try_clone().map_err(BackendError::Bind)?;
         let (log, shared, acceptor, spec) =
             (log.clone(), shared.clone(), acceptor.clone(), spec.clone());
@@ -95,18 +106,10 @@ pub fn start(
             .name(format!("{backend}-accept"))
             .spawn(move || accept_loop(accept_side, log, shared, acceptor, spec))
             .map_err(BackendError::Bind)?;
-        running.push((listener, Some(handle)));
+        server.listeners.push((listener, Some(handle)));
     }
     tracing::debug!(%backend, port, "server listening");
-    Ok(RunningServer {
-        backend,
-        port,
-        addrs,
-        log,
-        shared,
-        listeners: running,
-        watchdog: Some(watchdog),
-    })
+    Ok(server)
 }
 
 /// Ends handshakes that outlive their deadline; their records say `timeout`.
