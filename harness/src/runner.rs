@@ -127,10 +127,11 @@ fn precheck(cell: &Cell, plan: &RunPlan) -> Option<CellStatus> {
     if let Err(reason) = cell.scenario.file.trust.support(cell.browser) {
         return Some(CellStatus::Unsupported { reason });
     }
-    if let Some(reason) = cell.backend.backend().unavailable() {
+    let backend = cell.backend.backend();
+    if let Some(reason) = backend.unavailable() {
         return Some(CellStatus::Error { reason, log: None });
     }
-    if let Err(reason) = cell.backend.backend().supports(cell.tls) {
+    if let Err(reason) = backend.supports(cell.tls) {
         return Some(CellStatus::Unsupported { reason });
     }
     match plan.binaries.get(&cell.browser) {

@@ -15,7 +15,7 @@ use harness::scenario::Scenario;
 use results::{CellResult, CellStatus, Environment, RunResults, SCHEMA_VERSION, StepResult};
 
 mod common;
-use common::{ONE_AT_A_TIME, browser_processes, harness_command};
+use common::{ONE_AT_A_TIME, browser_processes, cell, harness_command};
 
 fn binaries() -> BTreeMap<BrowserKind, Result<BrowserBinaries, String>> {
     BrowserKind::ALL
@@ -82,15 +82,6 @@ fn steps(cell: &CellResult) -> Vec<&StepResult> {
         cell.status
     );
     cell.trials.iter().flat_map(|t| &t.steps).collect()
-}
-
-fn cell<'a>(r: &'a RunResults, scenario: &str, backend: &str, browser: &str) -> &'a CellResult {
-    r.cells
-        .iter()
-        .find(|c| {
-            c.key.scenario == scenario && c.key.backend == backend && c.key.browser == browser
-        })
-        .unwrap_or_else(|| panic!("no cell {scenario}/{backend}/{browser}"))
 }
 
 /// Host names the browser tried to resolve or connect to, from the trial's kept logs.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use results::{CellStatus, RunResults};
 
 mod common;
-use common::{ONE_AT_A_TIME, browser_processes, harness_command};
+use common::{ONE_AT_A_TIME, browser_processes, cell, harness_command, processes};
 
 /// Starts the harness on `report-close` with the shipped scenarios, output discarded.
 fn spawn_report_close(run: &Path, extra: &[&str]) -> std::process::Child {
@@ -95,18 +95,15 @@ fn sigint_and_sigterm_leave_a_valid_partial_matrix_and_no_process() {
 /// Pids of processes named `name` whose command line or environment mentions `needle`
 /// (geckodriver's command line names no trial folder; its HOME does).
 fn pids_of(name: &str, needle: &str) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+    processes()
+        .filter(|(_, comm, dir)| {
             let mentions = |file: &str| {
-                std::fs::read(e.path().join(file))
+                std::fs::read(dir.join(file))
                     .is_ok_and(|b| String::from_utf8_lossy(&b).contains(needle))
             };
-            (comm.trim() == name && (mentions("cmdline") || mentions("environ"))).then_some(pid)
+            comm == name && (mentions("cmdline") || mentions("environ"))
         })
+        .map(|(pid, _, _)| pid as i32)
         .collect()
 }
 
@@ -260,12 +257,9 @@ fn run_accept_insecure(run: &Path, extra: &[&str]) -> (std::process::Output, Opt
     finish(shipped(run, &args), run)
 }
 
+/// The status of `backend`'s cell in a [`run_accept_insecure`] run.
 fn status_of<'a>(r: &'a RunResults, backend: &str) -> &'a CellStatus {
-    &r.cells
-        .iter()
-        .find(|c| c.key.backend == backend)
-        .unwrap_or_else(|| panic!("no {backend} cell"))
-        .status
+    &cell(r, "control-accept-insecure", backend, "chromium").status
 }
 
 #[test]
@@ -300,7 +294,7 @@ fn a_read_only_or_full_trial_folder_fails_that_cell_and_the_others_are_measured(
         }
     }
     assert_eq!(status_of(&r, "mbedtls"), &CellStatus::Measured, "{stderr}");
-    let measured = r.cells.iter().find(|c| c.key.backend == "mbedtls").unwrap();
+    let measured = cell(&r, "control-accept-insecure", "mbedtls", "chromium");
     assert!(!measured.headline.is_empty());
 }
 
@@ -362,10 +356,14 @@ fn a_server_port_in_use_fails_those_trials_with_the_reason_and_a_free_one_is_use
     );
 
     let held = out.path().join("held");
-    let (output, results) = run_accept_insecure(
-        &held,
-        &["--server-port", &port, "--backend", "rustls,openssl"],
-    );
+    // Both runs: the same command on the same fixed port, first held by another socket.
+    let on_port = [
+        "--server-port",
+        port.as_str(),
+        "--backend",
+        "rustls,openssl",
+    ];
+    let (output, results) = run_accept_insecure(&held, &on_port);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let r = results.expect("matrix.json is valid");
@@ -385,10 +383,7 @@ fn a_server_port_in_use_fails_those_trials_with_the_reason_and_a_free_one_is_use
 
     drop(squatter);
     let free = out.path().join("free");
-    let (output, results) = run_accept_insecure(
-        &free,
-        &["--server-port", &port, "--backend", "rustls,openssl"],
-    );
+    let (output, results) = run_accept_insecure(&free, &on_port);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let r = results.expect("matrix.json is valid");
@@ -446,13 +441,7 @@ fn a_missing_certutil_fails_only_the_trusted_ca_cells_and_names_the_setup_script
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let r = results.expect("matrix.json is valid");
-    let status = |scenario: &str| {
-        &r.cells
-            .iter()
-            .find(|c| c.key.scenario == scenario)
-            .unwrap()
-            .status
-    };
+    let status = |scenario: &str| &cell(&r, scenario, "rustls", "chromium").status;
     match status("control-trusted-ca") {
         CellStatus::Error { reason, .. } => assert!(
             reason.contains("certutil") && reason.contains("scripts/setup.sh"),

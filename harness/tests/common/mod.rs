@@ -2,7 +2,10 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::path::PathBuf;
 use std::sync::Mutex;
+
+use results::{CellResult, RunResults};
 
 /// Tests in one binary run one at a time, so a process-leak check sees only its own trials.
 pub(crate) static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -14,18 +17,37 @@ pub(crate) fn harness_command(args: &[&str]) -> std::process::Command {
     command
 }
 
-/// Every browser or driver process on the machine, as `pid name`.
-pub(crate) fn browser_processes() -> std::collections::BTreeSet<String> {
+/// The cell `scenario`/`backend`/`browser` of a run; panics when there is none.
+pub(crate) fn cell<'a>(
+    r: &'a RunResults,
+    scenario: &str,
+    backend: &str,
+    browser: &str,
+) -> &'a CellResult {
+    r.cells
+        .iter()
+        .find(|c| {
+            c.key.scenario == scenario && c.key.backend == backend && c.key.browser == browser
+        })
+        .unwrap_or_else(|| panic!("no cell {scenario}/{backend}/{browser}"))
+}
+
+/// Every process on the machine: pid, name, and its `/proc` folder.
+pub(crate) fn processes() -> impl Iterator<Item = (u32, String, PathBuf)> {
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| {
-            let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
             let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-            Some(format!("{pid} {}", comm.trim()))
+            Some((pid, comm.trim().to_owned(), e.path()))
         })
-        .filter(|c| {
-            let name = c.split_once(' ').map(|x| x.1).unwrap_or_default();
+}
+
+/// Every browser or driver process on the machine, as `pid name`.
+pub(crate) fn browser_processes() -> std::collections::BTreeSet<String> {
+    processes()
+        .filter(|(_, name, _)| {
             [
                 "chromium",
                 "chrome",
@@ -43,5 +65,6 @@ pub(crate) fn browser_processes() -> std::collections::BTreeSet<String> {
             .iter()
             .any(|n| name.starts_with(n))
         })
+        .map(|(pid, name, _)| format!("{pid} {name}"))
         .collect()
 }
