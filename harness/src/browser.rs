@@ -552,9 +552,11 @@ impl BrowserSession {
                 source,
             })?;
             let args: Vec<String> = match plan.kind {
+                // No `--allowed-ips`: with it chromedriver binds every interface (and only
+                // filters by peer address); without it, it binds 127.0.0.1 and ::1 alone. A
+                // WebDriver endpoint can start any program, so it must not be reachable at all.
                 BrowserKind::Chromium => vec![
                     format!("--port={port}"),
-                    "--allowed-ips=127.0.0.1".into(),
                     "--enable-chrome-logs".into(),
                     format!("--log-path={}", log.display()),
                 ],
@@ -636,11 +638,6 @@ impl BrowserSession {
 
     fn client(&self) -> &Client {
         self.client.as_ref().expect("client lives until close")
-    }
-
-    /// The driver process id (for fault-injection and cleanup checks).
-    pub fn driver_pid(&self) -> Option<u32> {
-        self.driver.pid()
     }
 
     /// Sum of the peak resident memory (VmHWM) of the driver and every browser process in its

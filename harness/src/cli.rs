@@ -441,6 +441,14 @@ async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
     std::fs::create_dir_all(&out)
         .with_context(|| format!("creating {}", out.display()))
         .map_err(usage)?;
+    let leftovers = crate::process::stop_leftovers();
+    if !leftovers.is_empty() {
+        eprintln!(
+            "stopped {} leftover processes of earlier runs whose harness is gone: {}",
+            leftovers.len(),
+            leftovers.join(", ")
+        );
+    }
     for (kind, b) in &binaries {
         if let Err(e) = b {
             eprintln!("warning: {kind} cells will be `error`: {e}");
@@ -455,7 +463,8 @@ async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
         schema_version: SCHEMA_VERSION,
         environment: environment(&binaries),
         cells: Vec::new(),
-        cells_requested: 0,
+        // Known now, so that a run killed before its first cell still says what it lacks.
+        cells_requested: cells(&plan).len(),
     };
     // An empty but valid matrix.json first: a folder we cannot write to stops the run before
     // any browser starts, and an interrupt from here on always leaves a readable file.
@@ -628,6 +637,13 @@ fn report(run_dir: &Path) -> Result<u8, Failure> {
     };
     results::write_all(&results, &dir).context("writing results")?;
     println!("{}", results::render(&results, Format::Terminal));
+    if results.environment.ended_at.is_none() {
+        println!(
+            "this run did not finish: it was interrupted or killed (or is still running); {} of {} cells are in it",
+            results.cells.len(),
+            results.cells_requested
+        );
+    }
     Ok(exit_code(&results, false))
 }
 

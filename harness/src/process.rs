@@ -1,4 +1,5 @@
-//! Driver processes: started in their own process group, stopped with everything they spawned.
+//! Driver processes: started in their own process group and PID namespace, stopped with
+//! everything they spawned, and never outliving the harness.
 //!
 //! A WebDriver driver starts the browser, which starts its own helpers. Killing only the driver
 //! leaves the browser running, so each driver leads a new process group and stopping it signals
@@ -8,6 +9,9 @@
 //! The harness makes itself a child subreaper: browser processes orphaned by a dying driver
 //! become its children instead of init's, so it can reap them at once. Otherwise they linger as
 //! zombies until init gets round to them (slowly, in some containers).
+//!
+//! All of that needs the harness to run code. When it cannot — `kill -9`, the OOM killer, a CI
+//! runner's timeout — the kernel must do it, see [`confine`].
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -27,6 +31,10 @@ pub fn free_port() -> std::io::Result<u16> {
 pub struct DriverProcess {
     child: Option<Child>,
     pgid: Option<i32>,
+    /// The supervisor between the harness and the driver (see [`confine`]), when the driver
+    /// runs in a PID namespace of its own: a fork of the harness, so not counted as browser
+    /// memory.
+    supervisor: Option<i32>,
     /// Folders whose appearance in a command line marks a process as this trial's.
     sweep: Vec<PathBuf>,
 }
@@ -62,15 +70,29 @@ impl DriverProcess {
         for (k, v) in env {
             command.env(k, v);
         }
+        // Marks every process of this run (the environment is inherited by the browser and
+        // its helpers), so a later run can tell leftovers of a harness that is gone.
+        command.env(MARK_PID, std::process::id().to_string());
+        command.env(MARK_START, own_start_time());
+        let isolated = pid_namespaces_work();
+        let harness = std::process::id() as libc::pid_t;
+        // SAFETY: `confine` calls only async-signal-safe functions (raw system calls).
+        unsafe {
+            command.pre_exec(move || confine(harness, isolated));
+        }
         let child = command
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
         let pgid = child.id().map(|p| p as i32);
+        if let Some(pid) = pgid {
+            owned().insert(pid);
+        }
         // Owned from here on, so that a trial abandoned while the driver starts (interrupt,
         // timeout) still kills and reaps it in `Drop`.
         let mut me = Self {
             child: Some(child),
             pgid,
+            supervisor: if isolated { pgid } else { None },
             sweep,
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -90,15 +112,11 @@ impl DriverProcess {
         }
     }
 
-    /// The driver's process id.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(Child::id)
-    }
-
     /// Sum of VmHWM over the processes in the driver's process group, KiB.
     pub fn group_peak_rss_kib(&self) -> Option<u64> {
         let pgid = self.pgid?.to_string();
         let total = processes()
+            .filter(|(pid, _)| Some(*pid) != self.supervisor)
             .filter(|(_, dir)| stat(dir).is_some_and(|s| s.pgrp == pgid))
             .filter_map(|(_, dir)| std::fs::read_to_string(dir.join("status")).ok())
             .filter_map(|status| {
@@ -125,6 +143,9 @@ impl DriverProcess {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
             let _ = child.wait().await;
+            if let Some(pid) = pgid {
+                owned().remove(&pid);
+            }
         }
         // The driver is reaped by tokio above; now the rest of its group (our children, as
         // subreaper). Poll without blocking the runtime's thread for long.
@@ -163,6 +184,7 @@ impl Drop for DriverProcess {
         // Reap the group (driver included: nobody will await it now) so that no zombie is
         // left for init, which may be slow to collect it.
         if let Some(pgid) = pgid {
+            owned().remove(&pgid);
             for _ in 0..100 {
                 // SAFETY: waitpid on our own children in that process group.
                 let r = unsafe { libc::waitpid(-pgid, std::ptr::null_mut(), libc::WNOHANG) };
@@ -210,16 +232,16 @@ pub fn kill_processes_naming(dir: &Path) {
 }
 
 /// Reaps zombie children we inherited as subreaper (e.g. Chromium's crash handler, which
-/// detaches from the driver's process group). Children this process spawned itself — drivers,
-/// and `certutil` or `git` in our own process group — are left to whoever waits for them:
-/// reaping them here would make their `wait` fail.
+/// detaches from the driver's process group). Children this process spawned itself — drivers
+/// (or their supervisors), and `certutil` or `git` in our own process group — are left to
+/// whoever waits for them: reaping them here would make their `wait` fail.
 fn reap_orphans() {
     let me = std::process::id().to_string();
     // SAFETY: getpgrp has no preconditions.
     let our_group = unsafe { libc::getpgrp() }.to_string();
     for (pid, dir) in processes() {
         let Some(st) = stat(&dir) else { continue };
-        let ours = st.pgrp == our_group || st.comm.ends_with("driver");
+        let ours = st.pgrp == our_group || owned().contains(&pid);
         if st.state == "Z" && st.ppid == me && !ours {
             // SAFETY: reaping one zombie child of ours.
             unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
@@ -242,6 +264,9 @@ struct Stat {
     state: String,
     ppid: String,
     pgrp: String,
+    /// Clock ticks after boot at which the process started: with the pid, it names one
+    /// process for good (pids are reused).
+    start_time: String,
 }
 
 fn stat(dir: &Path) -> Option<Stat> {
@@ -249,12 +274,14 @@ fn stat(dir: &Path) -> Option<Stat> {
     // `pid (comm) state ppid pgrp …`; comm may contain spaces and parentheses, so split at the
     // last ')'.
     let (head, tail) = text.rsplit_once(')')?;
-    let mut fields = tail.split_whitespace().map(str::to_owned);
+    let fields: Vec<&str> = tail.split_whitespace().collect();
+    // After `comm`, field 3 is the state; starttime is field 22 (proc(5)).
     Some(Stat {
         comm: head.split_once('(')?.1.to_owned(),
-        state: fields.next()?,
-        ppid: fields.next()?,
-        pgrp: fields.next()?,
+        state: (*fields.first()?).to_owned(),
+        ppid: (*fields.get(1)?).to_owned(),
+        pgrp: (*fields.get(2)?).to_owned(),
+        start_time: (*fields.get(19)?).to_owned(),
     })
 }
 
@@ -271,4 +298,242 @@ fn become_subreaper() {
             );
         }
     });
+}
+
+/// Environment variables that mark every process a run starts: the harness's pid and its start
+/// time (together they name one process, though pids are reused).
+pub const MARK_PID: &str = "HM_HARNESS_PID";
+/// See [`MARK_PID`].
+pub const MARK_START: &str = "HM_HARNESS_START";
+
+fn own_start_time() -> String {
+    stat(Path::new("/proc/self"))
+        .map(|s| s.start_time)
+        .unwrap_or_default()
+}
+
+/// Pids of the children tokio waits for (drivers, or their supervisors): `reap_orphans` must
+/// leave those alone.
+fn owned() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<i32>> {
+    static OWNED: std::sync::Mutex<std::collections::BTreeSet<i32>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    OWNED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether this process may create PID and mount namespaces (root, or `CAP_SYS_ADMIN`):
+/// tried once with a throw-away child.
+fn pid_namespaces_work() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| {
+        let mut probe = std::process::Command::new("/bin/true");
+        // SAFETY: unshare is a plain system call.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut probe, || {
+                if libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        match probe.status() {
+            Ok(s) if s.success() => true,
+            other => {
+                tracing::warn!(
+                    "cannot create PID namespaces ({}): a harness killed with SIGKILL leaves its \
+                     browsers running until the next run stops them; run as root for the \
+                     kernel's guarantee",
+                    match other {
+                        Ok(s) => s.to_string(),
+                        Err(e) => e.to_string(),
+                    }
+                );
+                false
+            }
+        }
+    })
+}
+
+/// Runs in the forked child before the driver is executed: makes the driver and everything it
+/// starts die with the harness, without the harness running any code at its death.
+///
+/// The choice: each driver is PID 1 of a PID namespace of its own, behind a supervisor.
+/// - When a PID namespace's init dies, the kernel kills every process in the namespace: the
+///   browser, its zygote and renderers, and Chromium's crash handler, which leaves the driver's
+///   process group and so escapes a group kill. No process can leave a PID namespace.
+/// - The supervisor (this fork, outside the namespace) and the driver both hold a parent-death
+///   signal, so `kill -9` of the harness kills the supervisor, whose death kills the driver,
+///   whose death empties the namespace. A parent-death signal alone reaches only direct
+///   children, and is not inherited by the browser.
+/// - The supervisor waits for the driver and exits with its status, so the runner sees the
+///   driver's exit as before. Stopping the group (SIGTERM, then SIGKILL) ends the supervisor at
+///   once, and with it the namespace.
+/// - A mount namespace with a private /proc gives the browser a /proc that matches its own
+///   pids; the harness keeps reading the machine's /proc.
+///
+/// A cgroup would also hold every process, but killing it needs a live manager (the harness,
+/// or systemd, which CI containers lack). Without the privileges for namespaces the driver
+/// still dies with the harness (parent-death signal) and the next run stops whatever the
+/// driver left (`stop_leftovers`).
+///
+/// Caveat of parent-death signals: they fire when the *thread* that spawned the child exits.
+/// Drivers are spawned from the tokio runtime's worker threads, which live as long as the run.
+///
+/// # Safety
+/// Called between fork and exec of a multi-threaded process: only raw system calls, no
+/// allocation, no locks.
+unsafe fn confine(harness: libc::pid_t, isolated: bool) -> std::io::Result<()> {
+    use std::io::Error;
+    // SAFETY (whole body): system calls on our own process and on fds we created.
+    unsafe {
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            return Err(Error::last_os_error());
+        }
+        // The harness may have died before the line above: then nothing will signal us.
+        if libc::getppid() != harness {
+            libc::_exit(1);
+        }
+        if !isolated {
+            return Ok(());
+        }
+        if libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS) != 0 {
+            return Err(Error::last_os_error());
+        }
+        // Open only while the supervisor lives: tells the driver whether it died meanwhile.
+        let mut alive = [0; 2];
+        if libc::pipe2(alive.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return Err(Error::last_os_error());
+        }
+        let [alive_r, alive_w] = alive;
+        match libc::fork() {
+            -1 => Err(Error::last_os_error()),
+            0 => {
+                // PID 1 of the new namespace; it returns to exec the driver.
+                libc::close(alive_w);
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
+                let mut poll = libc::pollfd {
+                    fd: alive_r,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                if libc::poll(&mut poll, 1, 0) > 0 && poll.revents & libc::POLLHUP != 0 {
+                    libc::_exit(1); // the supervisor is already gone
+                }
+                // Mounts must not propagate back to the machine (a new mount namespace shares
+                // propagation with it): only then mount the namespace's own /proc.
+                let slave = libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_SLAVE,
+                    std::ptr::null(),
+                ) == 0;
+                if slave {
+                    libc::mount(
+                        c"proc".as_ptr(),
+                        c"/proc".as_ptr(),
+                        c"proc".as_ptr(),
+                        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                        std::ptr::null(),
+                    );
+                }
+                Ok(())
+            }
+            driver => {
+                // The supervisor: a fork of the harness that never returns to Rust code.
+                libc::close(alive_r);
+                // The harness's signal handlers write to its own pipes: not ours to touch.
+                for signal in 1..32 {
+                    if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                        libc::signal(signal, libc::SIG_DFL);
+                    }
+                }
+                // Every inherited descriptor but `alive_w`: the harness's sockets must not stay
+                // open here, and the spawner waits for its exec-status pipe to close.
+                close_range(3, alive_w as libc::c_uint - 1);
+                close_range(alive_w as libc::c_uint + 1, libc::c_uint::MAX);
+                let mut status = 0;
+                loop {
+                    let r = libc::waitpid(driver, &mut status, 0);
+                    if r == driver {
+                        break;
+                    }
+                    if r == -1 && *libc::__errno_location() != libc::EINTR {
+                        libc::_exit(1);
+                    }
+                }
+                libc::_exit(if libc::WIFEXITED(status) {
+                    libc::WEXITSTATUS(status)
+                } else {
+                    128 + libc::WTERMSIG(status)
+                });
+            }
+        }
+    }
+}
+
+/// Closes descriptors `low..=high` (async-signal-safe).
+unsafe fn close_range(low: libc::c_uint, high: libc::c_uint) {
+    if low > high {
+        return;
+    }
+    // SAFETY: closing descriptors of this process.
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, low, high, 0) != 0 {
+            // Kernels before 5.9: one by one, up to a generous limit.
+            for fd in low..=high.min(65_536) {
+                libc::close(fd as libc::c_int);
+            }
+        }
+    }
+}
+
+/// Stops processes that earlier runs started and whose harness is gone (killed before it
+/// could stop them, e.g. without the privileges for PID namespaces). Returns `pid name` of
+/// each process stopped.
+pub fn stop_leftovers() -> Vec<String> {
+    let me = std::process::id() as i32;
+    let mut stopped = Vec::new();
+    for (pid, dir) in processes().filter(|(pid, _)| *pid != me) {
+        let Ok(environ) = std::fs::read(dir.join("environ")) else {
+            continue;
+        };
+        let var = |name: &str| {
+            environ.split(|&b| b == 0).find_map(|entry| {
+                let entry = std::str::from_utf8(entry).ok()?;
+                entry
+                    .strip_prefix(name)?
+                    .strip_prefix('=')
+                    .map(str::to_owned)
+            })
+        };
+        let (Some(harness), Some(started)) = (var(MARK_PID), var(MARK_START)) else {
+            continue;
+        };
+        let alive = stat(&PathBuf::from(format!("/proc/{harness}")))
+            .is_some_and(|s| s.start_time == started && s.state != "Z");
+        if alive {
+            continue; // a harness that is still running owns it
+        }
+        let name = stat(&dir).map(|s| s.comm).unwrap_or_default();
+        // SAFETY: plain signal to a process an earlier run started and nobody owns.
+        if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+            stopped.push(format!("{pid} {name}"));
+        }
+    }
+    reap_orphans();
+    stopped
 }
