@@ -30,7 +30,7 @@ apt_update_once() {
 
 # --- Debian packages -------------------------------------------------------------------------
 packages=(build-essential pkg-config libssl-dev ca-certificates curl xz-utils
-  chromium chromium-driver firefox-esr libnss3-tools openssl)
+  chromium chromium-driver firefox-esr libnss3-tools openssl python3-yaml)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -49,14 +49,15 @@ mbedtls_ok() {
 }
 if ! mbedtls_ok; then
   say "fetching Mbed TLS 3.6 (Debian 13 packages) into $prefix"
-  # The machine's own Debian mirror, from deb822 sources or the classic sources.list.
-  mirror="$(sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null |
+  # The machine's own Debian mirror, from deb822 sources (any name: a debootstrapped root calls
+  # its file 0000debian.sources) or the classic sources.list.
+  mirror="$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | sed -n 's/^URIs:[[:space:]]*//p' |
     grep -v -- '-security' | head -n1 | awk '{print $1}')"
   if [ -z "$mirror" ]; then
     mirror="$(awk '$1=="deb" && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null)"
   fi
   if [ -z "$mirror" ]; then
-    say "cannot find a Debian mirror in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list"
+    say "cannot find a Debian mirror in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list"
     exit 1
   fi
   work="$(mktemp -d)"
@@ -80,10 +81,15 @@ fi
 say "Mbed TLS: $(sed -n 's/.*MBEDTLS_VERSION_STRING *"\(.*\)".*/\1/p' "$prefix/include/mbedtls/build_info.h") in $prefix"
 
 # --- geckodriver -------------------------------------------------------------------------------
+# Into /usr/local/bin, where every user's PATH finds it (not root's ~/.cargo/bin).
 export PATH="$HOME/.cargo/bin:$PATH"
-if ! command -v geckodriver >/dev/null 2>&1; then
-  say "installing geckodriver with cargo (about 2.5 minutes)"
-  cargo install geckodriver --locked --quiet
+if [ ! -x /usr/local/bin/geckodriver ]; then
+  if ! command -v cargo >/dev/null 2>&1; then
+    say "cargo not found: install a Rust toolchain first (see the README), then run me again"
+    exit 1
+  fi
+  say "installing geckodriver with cargo into /usr/local/bin (about 2.5 minutes)"
+  cargo install geckodriver --locked --quiet --root /usr/local
 fi
 
 # --- actionlint (the tests lint .github/workflows with it) -----------------------------------

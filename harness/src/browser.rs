@@ -779,6 +779,16 @@ impl BrowserSession {
     }
 }
 
+/// Whether the system resolver lists ::1 first for `localhost` (as chromedriver sees it).
+fn localhost_resolves_to_ipv6_first() -> bool {
+    use std::net::ToSocketAddrs;
+    ("localhost", 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|a| a.is_ipv6())
+}
+
 fn capabilities(plan: &SessionPlan<'_>, profile: &Path) -> serde_json::Map<String, Value> {
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -796,6 +806,14 @@ fn capabilities(plan: &SessionPlan<'_>, profile: &Path) -> serde_json::Map<Strin
                 plan.dir.join(NETLOG_FILE).display()
             ));
             args.push("--net-log-capture-mode=Everything".into());
+            // chromedriver reaches Chromium's DevTools at `localhost` and tries only the first
+            // address the system resolver gives, while DevTools listens on 127.0.0.1 alone.
+            // Where `localhost` resolves to ::1 first (Debian's default /etc/hosts, container
+            // images) every session failed with "unable to connect to renderer": listen
+            // where chromedriver will look. Still loopback only.
+            if localhost_resolves_to_ipv6_first() {
+                args.push("--remote-debugging-address=::1".into());
+            }
             match plan.trust {
                 TrustMode::IgnoreFlag => args.push("--ignore-certificate-errors".into()),
                 TrustMode::SpkiPin => args.push(format!(

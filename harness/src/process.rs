@@ -320,19 +320,62 @@ fn owned() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<i32>> {
     OWNED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Whether this process may create PID and mount namespaces (root, or `CAP_SYS_ADMIN`):
-/// tried once with a throw-away child.
+/// Mounts a /proc of the calling process's PID namespace over /proc, in its own mount
+/// namespace. A browser whose /proc shows another namespace's pids cannot find its own
+/// children (Chromium then fails to start its renderers), so a PID namespace is used only
+/// where this works.
+///
+/// # Safety
+/// Async-signal-safe: raw system calls only.
+unsafe fn own_proc() -> bool {
+    // SAFETY: mount calls on our own mount namespace.
+    unsafe {
+        // A new mount namespace still shares mount events with the machine's: make the
+        // existing /proc a slave first, so the mount below never propagates back. ("/" may
+        // not be a mount point, e.g. in a chroot; /proc always is.)
+        libc::mount(
+            std::ptr::null(),
+            c"/proc".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        ) == 0
+            && libc::mount(
+                c"proc".as_ptr(),
+                c"/proc".as_ptr(),
+                c"proc".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                std::ptr::null(),
+            ) == 0
+    }
+}
+
+/// Whether this process may create PID and mount namespaces (root, or `CAP_SYS_ADMIN`) and
+/// give them their own /proc: tried once with a throw-away child.
 fn pid_namespaces_work() -> bool {
     static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *WORKS.get_or_init(|| {
         let mut probe = std::process::Command::new("/bin/true");
-        // SAFETY: unshare is a plain system call.
+        // SAFETY: raw system calls only, as in `confine`.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut probe, || {
-                if libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
+                if libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                match libc::fork() {
+                    -1 => Err(std::io::Error::last_os_error()),
+                    0 => libc::_exit(if own_proc() { 0 } else { 1 }),
+                    child => {
+                        let mut status = 0;
+                        while libc::waitpid(child, &mut status, 0) == -1
+                            && *libc::__errno_location() == libc::EINTR
+                        {}
+                        if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+                            Ok(())
+                        } else {
+                            Err(std::io::Error::from_raw_os_error(libc::EPERM))
+                        }
+                    }
                 }
             });
         }
@@ -340,7 +383,7 @@ fn pid_namespaces_work() -> bool {
             Ok(s) if s.success() => true,
             other => {
                 tracing::warn!(
-                    "cannot create PID namespaces ({}): a harness killed with SIGKILL leaves its \
+                    "cannot create PID namespaces with their own /proc ({}): a harness killed with SIGKILL leaves its \
                      browsers running until the next run stops them; run as root for the \
                      kernel's guarantee",
                     match other {
@@ -432,23 +475,8 @@ unsafe fn confine(harness: libc::pid_t, isolated: bool) -> std::io::Result<()> {
                 if libc::poll(&mut poll, 1, 0) > 0 && poll.revents & libc::POLLHUP != 0 {
                     libc::_exit(1); // the supervisor is already gone
                 }
-                // Mounts must not propagate back to the machine (a new mount namespace shares
-                // propagation with it): only then mount the namespace's own /proc.
-                let slave = libc::mount(
-                    std::ptr::null(),
-                    c"/".as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_SLAVE,
-                    std::ptr::null(),
-                ) == 0;
-                if slave {
-                    libc::mount(
-                        c"proc".as_ptr(),
-                        c"/proc".as_ptr(),
-                        c"proc".as_ptr(),
-                        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                        std::ptr::null(),
-                    );
+                if !own_proc() {
+                    libc::_exit(127); // the probe said this works; say so loudly if not
                 }
                 Ok(())
             }

