@@ -314,6 +314,20 @@ pub struct ConnectionRecord {
     pub session: SessionInfo,
     /// The library's own error code and words, when it reported one.
     pub backend_code: Option<String>,
+    /// Milliseconds the connection waited in the kernel's accept queue: from the kernel
+    /// completing the TCP handshake (when the client's `connect` returned) to the server's
+    /// `accept(2)`. Read from `TCP_INFO` on the accepted socket right after `accept`:
+    /// `tcpi_last_data_sent`, the time since the socket last sent data, which for a socket that
+    /// has sent nothing yet is the time since the kernel created it. Kernel-tick resolution
+    /// (1 ms at most). A lower bound when the queue was full as the client connected: the
+    /// kernel then creates the connection only when a later segment of the client finds room.
+    /// `None` when the kernel did not tell (then `queue_wait_unknown` says why), and in records
+    /// written before the field existed.
+    #[serde(default)]
+    pub queue_wait_ms: Option<u32>,
+    /// Why `queue_wait_ms` is `None`, when the server asked and the kernel did not tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_wait_unknown: Option<String>,
 }
 
 /// How an `error` record the server made for its own failure (not the client's) begins.
