@@ -319,7 +319,7 @@ pub struct ConnectionRecord {
     /// `accept(2)`. Read from `TCP_INFO` on the accepted socket right after `accept`:
     /// `tcpi_last_data_sent`, the time since the socket last sent data, which for a socket that
     /// has sent nothing yet is the time since the kernel created it. Kernel-tick resolution
-    /// (1 ms at most). A lower bound when the queue was full as the client connected: the
+    /// (1000 / `CONFIG_HZ` ms: 4 ms with HZ 250, so `0` means under one tick). A lower bound when the queue was full as the client connected: the
     /// kernel then creates the connection only when a later segment of the client finds room.
     /// `None` when the kernel did not tell (then `queue_wait_unknown` says why), and in records
     /// written before the field existed.
