@@ -348,3 +348,37 @@ impl ConnectionRecord {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_written_before_queue_wait_still_reads() {
+        // A schema-1 record as runs wrote it before the queue wait existed.
+        let old = r#"{"id":1,"accepted_at_us":10,"closed_at_us":20,"client":"127.0.0.1:5","client_port":5,"local":"127.0.0.1:443","outcome":{"kind":"rejected","cause":{"kind":"reset"}},"session":{"version":null,"cipher_suite_id":null,"cipher_suite":null,"sni":null,"alpn":null,"resumed":null},"backend_code":"-0x0050"}"#;
+        let r: ConnectionRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (r.queue_wait_ms, r.queue_wait_unknown.as_deref()),
+            (None, None)
+        );
+        let known = serde_json::to_string(&ConnectionRecord {
+            queue_wait_ms: Some(4),
+            ..r.clone()
+        })
+        .unwrap();
+        assert!(
+            known.ends_with(r#""queue_wait_ms":4}"#),
+            "the unknown reason is left out when the wait is known: {known}"
+        );
+        let unknown = serde_json::to_string(&ConnectionRecord {
+            queue_wait_unknown: Some("getsockopt(TCP_INFO) failed".into()),
+            ..r
+        })
+        .unwrap();
+        assert!(
+            unknown.contains(r#""queue_wait_ms":null,"queue_wait_unknown":"getsockopt"#),
+            "{unknown}"
+        );
+    }
+}

@@ -302,7 +302,8 @@ fn one_at_a_time_loop(listeners: Vec<TcpListener>, ctx: Context) {
             })
             .collect();
         // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for the whole call.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, POLL_TICK_MS) };
+        let ready =
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, POLL_TICK_MS) };
         if ready <= 0 {
             // A timeout, or EINTR: look at `stopping` again.
             continue;

@@ -105,17 +105,31 @@ pub fn http_request(data: &[u8]) {
         assert!(served.requests <= 1, "one request per connection");
         if served.requests == 1 {
             http10_response(&peer.written);
-            assert!(peer.closed, "the body ends at close: the session must close");
+            assert!(
+                peer.closed,
+                "the body ends at close: the session must close"
+            );
             assert!(served.failure.is_none());
         } else {
-            assert!(peer.written.is_empty(), "a response without a counted request");
+            assert!(
+                peer.written.is_empty(),
+                "a response without a counted request"
+            );
         }
         if let Some(f) = &served.failure {
-            assert_eq!(f.cause, Cause::Reset, "only the peer's reset can end it badly");
+            assert_eq!(
+                f.cause,
+                Cause::Reset,
+                "only the peer's reset can end it badly"
+            );
         }
         return;
     }
-    let served = serve_as(&mut peer, ResponseStyle::Http11(policy), Duration::from_secs(3600));
+    let served = serve_as(
+        &mut peer,
+        ResponseStyle::Http11(policy),
+        Duration::from_secs(3600),
+    );
 
     let responses = parse_responses(&peer.written);
     assert_eq!(
@@ -201,7 +215,10 @@ fn http10_response(bytes: &[u8]) {
     assert!(matches!(status, 200 | 404 | 400), "status {status}");
     for name in ["content-length", "connection"] {
         assert!(
-            !response.headers.iter().any(|h| h.name.eq_ignore_ascii_case(name)),
+            !response
+                .headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case(name)),
             "{name} in an HTTP/1.0 response whose body ends at close"
         );
     }
@@ -325,7 +342,10 @@ pub fn connection_outcome(data: &[u8]) {
     assert!(!outcome.short().is_empty());
 
     let (queue_wait_ms, queue_wait_unknown) = match b.byte() % 3 {
-        0 => (Some(u32::from_le_bytes([b.byte(), b.byte(), b.byte(), 0])), None),
+        0 => (
+            Some(u32::from_le_bytes([b.byte(), b.byte(), b.byte(), 0])),
+            None,
+        ),
         1 => (None, Some(b.text())),
         _ => (None, None),
     };

@@ -516,7 +516,9 @@ mod tests {
             OK.replace("\"close\"", "\"keep-alive\"")
         ));
         assert!(
-            e.starts_with("scenarios/x.toml:6:1: `concurrency = \"one-at-a-time\"` answers HTTP/1.0"),
+            e.starts_with(
+                "scenarios/x.toml:6:1: `concurrency = \"one-at-a-time\"` answers HTTP/1.0"
+            ),
             "{e}"
         );
         let e = err(&format!("{OK}listen-backlog = 0\n"));

@@ -605,26 +605,38 @@ fn chromium_click_through_on_a_one_at_a_time_mbedtls_server_is_served_one_connec
             .find(|c| c.key.tls == tls.as_str())
             .unwrap_or_else(|| panic!("no TLS {tls} cell"));
         let s = steps(c);
-        assert_eq!(s[0].shown, "warning ERR_CERT_AUTHORITY_INVALID", "TLS {tls}");
+        assert_eq!(
+            s[0].shown, "warning ERR_CERT_AUTHORITY_INVALID",
+            "TLS {tls}"
+        );
         assert!(s[1].page_shown, "TLS {tls}: proceed showed {}", s[1].shown);
         let trial = &c.trials[0];
-        let jsonl = std::fs::read_to_string(
-            out.path()
-                .join(&trial.log_dir)
-                .join("connections.jsonl"),
-        )
-        .unwrap();
+        let jsonl =
+            std::fs::read_to_string(out.path().join(&trial.log_dir).join("connections.jsonl"))
+                .unwrap();
         let records: Vec<backends::ConnectionRecord> = jsonl
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         // Exactly one record per accepted connection, each in a step or left unattributed.
         let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
-        assert_eq!(ids, (1..=records.len() as u64).collect::<Vec<_>>(), "TLS {tls}");
+        assert_eq!(
+            ids,
+            (1..=records.len() as u64).collect::<Vec<_>>(),
+            "TLS {tls}"
+        );
         let in_steps: usize = s.iter().map(|s| s.connections.len()).sum();
-        assert_eq!(in_steps + trial.unattributed.len(), records.len(), "TLS {tls}");
+        assert_eq!(
+            in_steps + trial.unattributed.len(),
+            records.len(),
+            "TLS {tls}"
+        );
         assert!(
-            records.iter().filter(|r| r.outcome.is_failed_handshake()).count() >= 2,
+            records
+                .iter()
+                .filter(|r| r.outcome.is_failed_handshake())
+                .count()
+                >= 2,
             "TLS {tls}: the visit and the proceed each fail at least once: {records:#?}"
         );
         for r in &records {
