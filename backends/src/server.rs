@@ -196,7 +196,8 @@ fn watchdog(shared: &Shared) {
     }
 }
 
-/// How long stopping a `one-at-a-time` server waits for its accept queue to empty.
+/// How long stopping a `one-at-a-time` server waits for its accept queue to empty and its
+/// connection in hand to end.
 const DRAIN_QUEUE_FOR: Duration = Duration::from_secs(2);
 
 /// How late past its deadline a handshake may be ended.
@@ -584,12 +585,12 @@ impl RunningServer {
             return;
         }
         if self.concurrency == Concurrency::OneAtATime {
-            // Like ssl_server, accept what is already queued before stopping (closing the
-            // listener would drop it unrecorded): a client that gave up on a queued connection
-            // shows as the reset the server finally sees. Bounded: a connection that does not
-            // end by itself is cut below.
+            // Like ssl_server, serve what is already queued before stopping (closing the
+            // listener would drop it unrecorded), and let the connection in hand end by itself:
+            // a client that gave up on a queued connection shows as the reset the server
+            // finally sees, not as our own cut. Bounded: what is still open then is cut below.
             let deadline = Instant::now() + DRAIN_QUEUE_FOR;
-            while self.queued() > 0 && Instant::now() < deadline {
+            while (self.queued() > 0 || self.log.open() > 0) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
