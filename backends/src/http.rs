@@ -1,4 +1,6 @@
-//! The HTTP/1.1 responder every backend shares: a page at `/`, a favicon, 404 otherwise.
+//! The HTTP responder every backend shares: a page at `/`, a favicon, 404 otherwise — as
+//! HTTP/1.1 (parallel servers) or as HTTP/1.0 with the body ending at close (one-at-a-time
+//! servers, like Mbed TLS's `ssl_server`).
 
 use std::time::{Duration, Instant};
 
@@ -50,13 +52,35 @@ pub struct Served {
     pub failure: Option<HandshakeFailure>,
 }
 
-/// Answers requests on `session` until the peer closes, the policy closes, or an error.
-///
-/// A request head must be complete within `head_deadline` of its first byte: a client that
-/// trickles bytes (slowloris) would otherwise reset the socket's per-read timeout forever.
+/// How responses are framed and when the connection ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseStyle {
+    /// HTTP/1.1 with `Content-Length` and a `Connection` header; the connection stays open or
+    /// closes after each response as the policy (or the client's `Connection: close`) says.
+    Http11(ConnectionPolicy),
+    /// HTTP/1.0 like `ssl_server`: no `Content-Length`, the body ends at close. One request per
+    /// connection, then close_notify and close.
+    Http10,
+}
+
+/// Answers HTTP/1.1 requests on `session` until the peer closes, the policy closes, or an
+/// error; [`serve_as`] with [`ResponseStyle::Http11`].
 pub fn serve(
     session: &mut dyn TlsSession,
     policy: ConnectionPolicy,
+    head_deadline: Duration,
+) -> Served {
+    serve_as(session, ResponseStyle::Http11(policy), head_deadline)
+}
+
+/// Answers requests on `session` in `style` until the peer closes, the style closes, or an
+/// error.
+///
+/// A request head must be complete within `head_deadline` of its first byte: a client that
+/// trickles bytes (slowloris) would otherwise reset the socket's per-read timeout forever.
+pub fn serve_as(
+    session: &mut dyn TlsSession,
+    style: ResponseStyle,
     head_deadline: Duration,
 ) -> Served {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
@@ -78,9 +102,12 @@ pub fn serve(
                 Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
                 Ok(httparse::Status::Partial) => {
                     let message = format!("request head larger than {MAX_HEAD} bytes");
-                    return bad_request(session, requests, message);
+                    return bad_request(session, style, requests, message);
                 }
-                Err(e) => return bad_request(session, requests, format!("malformed request: {e}")),
+                Err(e) => {
+                    let message = format!("malformed request: {e}");
+                    return bad_request(session, style, requests, message);
+                }
             }
             if head_started.is_some_and(|t| t.elapsed() > head_deadline) {
                 let failure = HandshakeFailure {
@@ -128,18 +155,29 @@ pub fn serve(
         };
         buf.drain(..head_len);
         requests += 1;
-        let close = policy == ConnectionPolicy::Close || client_wants_close;
+        let close = match style {
+            ResponseStyle::Http11(policy) => {
+                policy == ConnectionPolicy::Close || client_wants_close
+            }
+            ResponseStyle::Http10 => true,
+        };
         let (status, content_type, body) = match path.split('?').next().unwrap_or("/") {
             "/" | "/index.html" => ("200 OK", "text/html; charset=utf-8", page().into_bytes()),
             "/favicon.ico" => ("200 OK", "image/x-icon", favicon()),
             _ => ("404 Not Found", "text/plain", b"not found\n".to_vec()),
         };
-        let head = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-             Cache-Control: no-store\r\nConnection: {}\r\n\r\n",
-            body.len(),
-            if close { "close" } else { "keep-alive" }
-        );
+        let head = match style {
+            ResponseStyle::Http11(_) => format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+                 Cache-Control: no-store\r\nConnection: {}\r\n\r\n",
+                body.len(),
+                if close { "close" } else { "keep-alive" }
+            ),
+            // The body ends where the connection does.
+            ResponseStyle::Http10 => format!(
+                "HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\nCache-Control: no-store\r\n\r\n"
+            ),
+        };
         let mut response = head.into_bytes();
         response.extend_from_slice(&body);
         if let Err(f) = session.write_all(&response) {
@@ -158,9 +196,19 @@ pub fn serve(
     }
 }
 
-fn bad_request(session: &mut dyn TlsSession, requests: u32, message: String) -> Served {
-    let _ = session
-        .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+fn bad_request(
+    session: &mut dyn TlsSession,
+    style: ResponseStyle,
+    requests: u32,
+    message: String,
+) -> Served {
+    let response: &[u8] = match style {
+        ResponseStyle::Http11(_) => {
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        }
+        ResponseStyle::Http10 => b"HTTP/1.0 400 Bad Request\r\n\r\n",
+    };
+    let _ = session.write_all(response);
     session.close();
     // The request was answered (with 400); the message is for the log, not a handshake failure.
     tracing::debug!("answered 400: {message}");

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::http::PAGE_TITLE;
 pub use crate::log::ConnectionLog;
 pub use crate::record::{AlertLevel, Cause, ConnectionRecord, Ending, Outcome, SessionInfo};
-pub use crate::server::{RunningServer, start};
+pub use crate::server::{ListenQueue, RunningServer, start};
 
 /// A TLS server library.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -146,6 +146,54 @@ impl ConnectionPolicy {
     }
 }
 
+/// How a server takes its connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Concurrency {
+    /// Every accepted connection gets its own thread at once; the accept queue stays empty.
+    #[default]
+    Parallel,
+    /// Like Mbed TLS's `programs/ssl/ssl_server.c` and many embedded servers: accept one
+    /// connection, do the handshake, read one request, answer HTTP/1.0 with the body ending at
+    /// close, send close_notify, close, and only then accept the next. Connections opened
+    /// meanwhile wait in the kernel's accept queue (bounded by the listen backlog). One thread
+    /// serves both listeners (127.0.0.1 and [::1]).
+    OneAtATime,
+}
+
+impl Concurrency {
+    /// Both, the default first.
+    pub const ALL: [Self; 2] = [Self::Parallel, Self::OneAtATime];
+
+    /// `parallel` or `one-at-a-time`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Parallel => "parallel",
+            Self::OneAtATime => "one-at-a-time",
+        }
+    }
+
+    /// The listen backlog used when the spec does not set one: the standard library's for
+    /// `parallel` (`None`: left as bound), Mbed TLS's `MBEDTLS_NET_LISTEN_BACKLOG` (10) for
+    /// `one-at-a-time`.
+    pub fn default_backlog(self) -> Option<u32> {
+        match self {
+            Self::Parallel => None,
+            Self::OneAtATime => Some(MBEDTLS_NET_LISTEN_BACKLOG),
+        }
+    }
+}
+
+impl fmt::Display for Concurrency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The backlog `mbedtls_net_bind` passes to `listen(2)` (`library/net_sockets.c`), and so the
+/// one `ssl_server` runs with.
+pub const MBEDTLS_NET_LISTEN_BACKLOG: u32 = 10;
+
 /// Everything a backend needs to start a server.
 #[derive(Clone, Debug)]
 pub struct ServerSpec {
@@ -155,8 +203,14 @@ pub struct ServerSpec {
     pub key_pem: String,
     /// Accepted TLS versions.
     pub tls: TlsPin,
-    /// Keep-alive or close after each response.
+    /// Keep-alive or close after each response. A `one-at-a-time` server answers HTTP/1.0 and
+    /// always closes, so it needs [`ConnectionPolicy::Close`].
     pub connection: ConnectionPolicy,
+    /// Serve connections in parallel, or one at a time like `ssl_server`.
+    pub concurrency: Concurrency,
+    /// The `listen(2)` backlog of each listener; `None`: [`Concurrency::default_backlog`]. Linux
+    /// queues up to backlog + 1 fully established connections per listener.
+    pub listen_backlog: Option<u32>,
     /// Offer session resumption (tickets, session cache).
     pub resumption: bool,
     /// How long a handshake may take before the connection is recorded as `timeout`.
@@ -181,11 +235,21 @@ impl ServerSpec {
             key_pem,
             tls,
             connection,
+            concurrency: Concurrency::Parallel,
+            listen_backlog: None,
             resumption: false,
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             port: None,
         }
+    }
+}
+
+impl ServerSpec {
+    /// The backlog each listener gets: the spec's, or the concurrency's default.
+    pub fn backlog(&self) -> Option<u32> {
+        self.listen_backlog
+            .or_else(|| self.concurrency.default_backlog())
     }
 }
 
@@ -228,6 +292,9 @@ pub enum BackendError {
         /// The address that could not be bound.
         addr: std::net::SocketAddr,
     },
+    /// The settings contradict each other (e.g. keep-alive on a one-at-a-time server).
+    #[error("invalid server settings: {0}")]
+    Spec(String),
 }
 
 /// One TLS server library. Implementations are stateless; all state lives in the acceptor.

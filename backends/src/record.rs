@@ -314,6 +314,20 @@ pub struct ConnectionRecord {
     pub session: SessionInfo,
     /// The library's own error code and words, when it reported one.
     pub backend_code: Option<String>,
+    /// Milliseconds the connection waited in the kernel's accept queue: from the kernel
+    /// completing the TCP handshake (when the client's `connect` returned) to the server's
+    /// `accept(2)`. Read from `TCP_INFO` on the accepted socket right after `accept`:
+    /// `tcpi_last_data_sent`, the time since the socket last sent data, which for a socket that
+    /// has sent nothing yet is the time since the kernel created it. Kernel-tick resolution
+    /// (1000 / `CONFIG_HZ` ms: 4 ms with HZ 250, so `0` means under one tick). A lower bound when the queue was full as the client connected: the
+    /// kernel then creates the connection only when a later segment of the client finds room.
+    /// `None` when the kernel did not tell (then `queue_wait_unknown` says why), and in records
+    /// written before the field existed.
+    #[serde(default)]
+    pub queue_wait_ms: Option<u32>,
+    /// Why `queue_wait_ms` is `None`, when the server asked and the kernel did not tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_wait_unknown: Option<String>,
 }
 
 /// How an `error` record the server made for its own failure (not the client's) begins.
@@ -332,5 +346,39 @@ impl ConnectionRecord {
             } if message.starts_with("server fault: ") => Some(message),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_written_before_queue_wait_still_reads() {
+        // A schema-1 record as runs wrote it before the queue wait existed.
+        let old = r#"{"id":1,"accepted_at_us":10,"closed_at_us":20,"client":"127.0.0.1:5","client_port":5,"local":"127.0.0.1:443","outcome":{"kind":"rejected","cause":{"kind":"reset"}},"session":{"version":null,"cipher_suite_id":null,"cipher_suite":null,"sni":null,"alpn":null,"resumed":null},"backend_code":"-0x0050"}"#;
+        let r: ConnectionRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (r.queue_wait_ms, r.queue_wait_unknown.as_deref()),
+            (None, None)
+        );
+        let known = serde_json::to_string(&ConnectionRecord {
+            queue_wait_ms: Some(4),
+            ..r.clone()
+        })
+        .unwrap();
+        assert!(
+            known.ends_with(r#""queue_wait_ms":4}"#),
+            "the unknown reason is left out when the wait is known: {known}"
+        );
+        let unknown = serde_json::to_string(&ConnectionRecord {
+            queue_wait_unknown: Some("getsockopt(TCP_INFO) failed".into()),
+            ..r
+        })
+        .unwrap();
+        assert!(
+            unknown.contains(r#""queue_wait_ms":null,"queue_wait_unknown":"getsockopt"#),
+            "{unknown}"
+        );
     }
 }

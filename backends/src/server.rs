@@ -1,20 +1,22 @@
-//! The loopback listener and per-connection workers shared by every backend.
+//! The loopback listeners and the connection handling shared by every backend: a worker thread
+//! per connection (`parallel`), or one thread that serves one connection at a time across both
+//! listeners (`one-at-a-time`, like Mbed TLS's `ssl_server`).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::http::serve;
+use crate::http::{ResponseStyle, serve_as};
 use crate::log::ConnectionLog;
 use crate::record::{
     Cause, ConnectionRecord, Ending, Outcome, SERVER_FAULT_NO_WORKER, SERVER_FAULT_PANIC,
     SessionInfo,
 };
-use crate::{Acceptor, BackendError, BackendName, ServerSpec};
+use crate::{Acceptor, BackendError, BackendName, Concurrency, ConnectionPolicy, ServerSpec};
 
 /// A server accepting on 127.0.0.1 and (where the machine has IPv6) [::1], on one port.
 ///
@@ -25,8 +27,32 @@ pub struct RunningServer {
     addrs: Vec<SocketAddr>,
     log: Arc<ConnectionLog>,
     shared: Arc<Shared>,
+    /// Each listener with its accept thread (`parallel`; `None` for `one-at-a-time`).
     listeners: Vec<(TcpListener, Option<JoinHandle<()>>)>,
+    /// The one thread of a `one-at-a-time` server, serving both listeners.
+    serial: Option<JoinHandle<()>>,
     watchdog: Option<JoinHandle<()>>,
+    concurrency: Concurrency,
+}
+
+/// A listener's accept queue, as the kernel reports it (`TCP_INFO` on the listening socket).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenQueue {
+    /// The listener's address.
+    pub addr: SocketAddr,
+    /// Established connections waiting to be accepted.
+    pub waiting: u32,
+    /// The backlog `listen(2)` was given; Linux queues up to this + 1.
+    pub backlog: u32,
+}
+
+/// What every connection's handling shares.
+#[derive(Clone)]
+struct Context {
+    log: Arc<ConnectionLog>,
+    shared: Arc<Shared>,
+    acceptor: Arc<dyn Acceptor>,
+    spec: Arc<ServerSpec>,
 }
 
 struct Shared {
@@ -65,7 +91,24 @@ pub fn start(
     acceptor: Arc<dyn Acceptor>,
     spec: ServerSpec,
 ) -> Result<RunningServer, BackendError> {
+    if spec.concurrency == Concurrency::OneAtATime && spec.connection == ConnectionPolicy::KeepAlive
+    {
+        return Err(BackendError::Spec(
+            "a one-at-a-time server answers HTTP/1.0 and closes after every response, like ssl_server; it cannot keep connections alive (use connection close)".into(),
+        ));
+    }
     let listeners = bind_loopback_pair(spec.port)?;
+    if let Some(backlog) = spec.backlog() {
+        for listener in &listeners {
+            // Linux lets listen(2) on a listening socket change its backlog; nobody knows the
+            // port yet, so no connection can have queued under the old one.
+            let backlog = libc::c_int::try_from(backlog).unwrap_or(libc::c_int::MAX);
+            // SAFETY: the fd is owned by `listener`, which outlives this call.
+            if unsafe { libc::listen(listener.as_raw_fd(), backlog) } != 0 {
+                return Err(BackendError::Bind(std::io::Error::last_os_error()));
+            }
+        }
+    }
     let port = listeners[0]
         .local_addr()
         .map_err(BackendError::Bind)?
@@ -76,17 +119,25 @@ pub fn start(
         open: Mutex::new(HashMap::new()),
         workers: Mutex::new(Vec::new()),
     });
-    let spec = Arc::new(spec);
+    let concurrency = spec.concurrency;
+    let ctx = Context {
+        log: log.clone(),
+        shared: shared.clone(),
+        acceptor,
+        spec: Arc::new(spec),
+    };
     // Built before any thread starts: if a later thread cannot start, dropping it stops the
     // ones that did.
     let mut server = RunningServer {
         backend,
         port,
         addrs: Vec::new(),
-        log: log.clone(),
+        log,
         shared: shared.clone(),
         listeners: Vec::new(),
+        serial: None,
         watchdog: None,
+        concurrency,
     };
     server.watchdog = Some({
         let shared = shared.clone();
@@ -95,20 +146,38 @@ pub fn start(
             .spawn(move || watchdog(&shared))
             .map_err(BackendError::Bind)?
     });
+    let mut serial_side = Vec::new();
     for listener in listeners {
         server
             .addrs
             .push(listener.local_addr().map_err(BackendError::Bind)?);
         let accept_side = listener.try_clone().map_err(BackendError::Bind)?;
-        let (log, shared, acceptor, spec) =
-            (log.clone(), shared.clone(), acceptor.clone(), spec.clone());
-        let handle = std::thread::Builder::new()
-            .name(format!("{backend}-accept"))
-            .spawn(move || accept_loop(accept_side, log, shared, acceptor, spec))
-            .map_err(BackendError::Bind)?;
-        server.listeners.push((listener, Some(handle)));
+        let handle = match concurrency {
+            Concurrency::Parallel => {
+                let ctx = ctx.clone();
+                Some(
+                    std::thread::Builder::new()
+                        .name(format!("{backend}-accept"))
+                        .spawn(move || accept_loop(accept_side, ctx))
+                        .map_err(BackendError::Bind)?,
+                )
+            }
+            Concurrency::OneAtATime => {
+                serial_side.push(accept_side);
+                None
+            }
+        };
+        server.listeners.push((listener, handle));
     }
-    tracing::debug!(%backend, port, "server listening");
+    if concurrency == Concurrency::OneAtATime {
+        server.serial = Some(
+            std::thread::Builder::new()
+                .name(format!("{backend}-serial"))
+                .spawn(move || one_at_a_time_loop(serial_side, ctx))
+                .map_err(BackendError::Bind)?,
+        );
+    }
+    tracing::debug!(%backend, port, %concurrency, "server listening");
     Ok(server)
 }
 
@@ -126,6 +195,10 @@ fn watchdog(shared: &Shared) {
         std::thread::park_timeout(WATCHDOG_TICK);
     }
 }
+
+/// How long stopping a `one-at-a-time` server waits for its accept queue to empty and its
+/// connection in hand to end.
+const DRAIN_QUEUE_FOR: Duration = Duration::from_secs(2);
 
 /// How late past its deadline a handshake may be ended.
 const WATCHDOG_TICK: Duration = Duration::from_millis(50);
@@ -161,17 +234,12 @@ fn bind_loopback_pair(port: Option<u16>) -> Result<Vec<TcpListener>, BackendErro
     })))
 }
 
-fn accept_loop(
-    listener: TcpListener,
-    log: Arc<ConnectionLog>,
-    shared: Arc<Shared>,
-    acceptor: Arc<dyn Acceptor>,
-    spec: Arc<ServerSpec>,
-) {
+/// `parallel`: accepts on one listener and gives every connection its own worker thread.
+fn accept_loop(listener: TcpListener, ctx: Context) {
     loop {
         let (tcp, peer) = match listener.accept() {
             Ok(x) => x,
-            Err(_) if shared.stopping.load(Ordering::SeqCst) => return,
+            Err(_) if ctx.shared.stopping.load(Ordering::SeqCst) => return,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 // EMFILE and friends: back off rather than spin; the client sees a refused
@@ -181,90 +249,231 @@ fn accept_loop(
                 continue;
             }
         };
-        let accepted_at_us = now_us();
-        let id = log.note_accept();
-        let local = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        let expired = Arc::new(AtomicBool::new(false));
-        if let Ok(stream) = tcp.try_clone() {
-            shared.open().insert(
-                id,
-                OpenConnection {
-                    stream,
-                    handshake_deadline: Some(Instant::now() + spec.handshake_timeout),
-                    expired: expired.clone(),
-                },
-            );
-        }
-        let (log2, shared2, acceptor, spec) =
-            (log.clone(), shared.clone(), acceptor.clone(), spec.clone());
-        let worker = std::thread::Builder::new()
-            .name(format!("conn-{id}"))
-            .spawn(move || {
-                let base = ConnectionRecord {
-                    id,
-                    accepted_at_us,
-                    closed_at_us: 0,
-                    client: peer.to_string(),
-                    client_port: peer.port(),
-                    local,
-                    outcome: Outcome::Idle,
-                    session: SessionInfo::default(),
-                    backend_code: None,
-                };
-                // A panicking backend must still yield a record (DESIGN: never silence).
-                let handshaken = || {
-                    if let Some(conn) = shared2.open().get_mut(&id) {
-                        conn.handshake_deadline = None;
-                    }
-                };
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    handle_connection(tcp, &*acceptor, &spec, &expired, handshaken, base.clone())
-                }));
-                let mut record = result.unwrap_or_else(|panic| {
-                    let message = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "backend panicked".into());
-                    ConnectionRecord {
-                        outcome: Outcome::Rejected {
-                            cause: Cause::Error {
-                                message: format!("{SERVER_FAULT_PANIC}{message}"),
-                            },
-                        },
-                        ..base
-                    }
-                });
-                record.closed_at_us = now_us();
-                shared2.open().remove(&id);
-                log2.push(record);
-            });
+        let accepted = Accepted::note(tcp, peer, &ctx);
+        let fault = accepted.record();
+        let worker = {
+            let ctx = ctx.clone();
+            std::thread::Builder::new()
+                .name(format!("conn-{}", fault.id))
+                .spawn(move || accepted.serve(&ctx))
+        };
         match worker {
             Ok(handle) => {
-                let mut workers = shared.workers.lock().unwrap_or_else(|e| e.into_inner());
+                let mut workers = ctx.shared.workers.lock().unwrap_or_else(|e| e.into_inner());
                 workers.retain(|h| !h.is_finished());
                 workers.push(handle);
             }
             Err(e) => {
-                shared.open().remove(&id);
-                log.push(ConnectionRecord {
-                    id,
-                    accepted_at_us,
+                ctx.shared.open().remove(&fault.id);
+                ctx.log.push(ConnectionRecord {
                     closed_at_us: now_us(),
-                    client: peer.to_string(),
-                    client_port: peer.port(),
                     local: String::new(),
                     outcome: Outcome::Rejected {
                         cause: Cause::Error {
                             message: format!("{SERVER_FAULT_NO_WORKER}{e}"),
                         },
                     },
-                    session: SessionInfo::default(),
-                    backend_code: None,
+                    ..fault
                 });
             }
         }
     }
+}
+
+/// How long a `one-at-a-time` server waits in poll(2) before looking at `stopping` again.
+const POLL_TICK_MS: libc::c_int = 100;
+
+/// `one-at-a-time`: one thread polls both listeners, accepts one connection, serves it to its
+/// close, and only then accepts the next. Connections opened meanwhile wait in the kernel's
+/// accept queue. When both listeners have one waiting, they take turns.
+fn one_at_a_time_loop(listeners: Vec<TcpListener>, ctx: Context) {
+    for l in &listeners {
+        // poll(2) says when to accept; a connection the client gave up on between poll and
+        // accept must not block the loop.
+        let _ = l.set_nonblocking(true);
+    }
+    let mut turn = 0;
+    while !ctx.shared.stopping.load(Ordering::SeqCst) {
+        let mut fds: Vec<libc::pollfd> = listeners
+            .iter()
+            .map(|l| libc::pollfd {
+                fd: l.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for the whole call.
+        let ready =
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, POLL_TICK_MS) };
+        if ready <= 0 {
+            // A timeout, or EINTR: look at `stopping` again.
+            continue;
+        }
+        for k in 0..listeners.len() {
+            let i = (turn + k) % listeners.len();
+            if fds[i].revents == 0 {
+                continue;
+            }
+            match listeners[i].accept() {
+                Ok((tcp, peer)) => {
+                    turn = i + 1;
+                    let _ = tcp.set_nonblocking(false);
+                    Accepted::note(tcp, peer, &ctx).serve(&ctx);
+                    break;
+                }
+                Err(_) if ctx.shared.stopping.load(Ordering::SeqCst) => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+}
+
+/// A connection just accepted: counted in the log, registered with the watchdog, its queue
+/// wait read.
+struct Accepted {
+    tcp: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    accepted_at_us: u64,
+    local: String,
+    queue_wait: Result<u32, String>,
+    expired: Arc<AtomicBool>,
+}
+
+impl Accepted {
+    fn note(tcp: TcpStream, peer: SocketAddr, ctx: &Context) -> Self {
+        // First, before this socket sends anything: the figure is the time since it last did.
+        let queue_wait = queue_wait_ms(&tcp);
+        let accepted_at_us = now_us();
+        let id = ctx.log.note_accept();
+        let local = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let expired = Arc::new(AtomicBool::new(false));
+        if let Ok(stream) = tcp.try_clone() {
+            ctx.shared.open().insert(
+                id,
+                OpenConnection {
+                    stream,
+                    handshake_deadline: Some(Instant::now() + ctx.spec.handshake_timeout),
+                    expired: expired.clone(),
+                },
+            );
+        }
+        Self {
+            tcp,
+            peer,
+            id,
+            accepted_at_us,
+            local,
+            queue_wait,
+            expired,
+        }
+    }
+
+    /// The record as far as the accept knows it.
+    fn record(&self) -> ConnectionRecord {
+        let (queue_wait_ms, queue_wait_unknown) = match &self.queue_wait {
+            Ok(ms) => (Some(*ms), None),
+            Err(why) => (None, Some(why.clone())),
+        };
+        ConnectionRecord {
+            id: self.id,
+            accepted_at_us: self.accepted_at_us,
+            closed_at_us: 0,
+            client: self.peer.to_string(),
+            client_port: self.peer.port(),
+            local: self.local.clone(),
+            outcome: Outcome::Idle,
+            session: SessionInfo::default(),
+            backend_code: None,
+            queue_wait_ms,
+            queue_wait_unknown,
+        }
+    }
+
+    /// Handshake, requests, close; then the one record. A panicking backend still yields one.
+    fn serve(self, ctx: &Context) {
+        let base = self.record();
+        let Self {
+            tcp, id, expired, ..
+        } = self;
+        let handshaken = || {
+            if let Some(conn) = ctx.shared.open().get_mut(&id) {
+                conn.handshake_deadline = None;
+            }
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handle_connection(
+                tcp,
+                &*ctx.acceptor,
+                &ctx.spec,
+                &expired,
+                handshaken,
+                base.clone(),
+            )
+        }));
+        let mut record = result.unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "backend panicked".into());
+            ConnectionRecord {
+                outcome: Outcome::Rejected {
+                    cause: Cause::Error {
+                        message: format!("{SERVER_FAULT_PANIC}{message}"),
+                    },
+                },
+                ..base
+            }
+        });
+        record.closed_at_us = now_us();
+        ctx.shared.open().remove(&id);
+        ctx.log.push(record);
+    }
+}
+
+/// `TCP_INFO` of a socket.
+fn tcp_info(fd: RawFd) -> std::io::Result<libc::tcp_info> {
+    // SAFETY: tcp_info is plain integers; all zeroes is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is writable for `len` bytes and `len` is a valid socklen_t.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // Every field we read lies before tcpi_pmtu; an older kernel may fill less than the struct.
+    if (len as usize) < std::mem::offset_of!(libc::tcp_info, tcpi_pmtu) {
+        return Err(std::io::Error::other(format!(
+            "the kernel's TCP_INFO has {len} bytes, too few for tcpi_last_data_sent"
+        )));
+    }
+    Ok(info)
+}
+
+/// How long an accepted socket waited in the accept queue, in ms: `tcpi_last_data_sent`, the
+/// time since it last sent data — for a socket that has sent nothing yet, since the kernel
+/// created it when the client's TCP handshake completed. `Err` says why it is unknown.
+fn queue_wait_ms(tcp: &TcpStream) -> Result<u32, String> {
+    tcp_info(tcp.as_raw_fd())
+        .map(|info| info.tcpi_last_data_sent)
+        .map_err(|e| format!("getsockopt(TCP_INFO) on the accepted socket failed: {e}"))
 }
 
 fn handle_connection(
@@ -295,7 +504,11 @@ fn handle_connection(
     if let Some(c) = &control {
         let _ = c.set_read_timeout(Some(spec.request_timeout));
     }
-    let served = serve(session.as_mut(), spec.connection, spec.request_timeout);
+    let style = match spec.concurrency {
+        Concurrency::Parallel => ResponseStyle::Http11(spec.connection),
+        Concurrency::OneAtATime => ResponseStyle::Http10,
+    };
+    let served = serve_as(session.as_mut(), style, spec.request_timeout);
     if let Some(c) = control {
         let _ = c.shutdown(Shutdown::Both);
     }
@@ -332,6 +545,35 @@ impl RunningServer {
         &self.log
     }
 
+    /// Parallel or one at a time.
+    pub fn concurrency(&self) -> Concurrency {
+        self.concurrency
+    }
+
+    /// Each listener's accept queue now, as the kernel reports it.
+    pub fn listen_queues(&self) -> std::io::Result<Vec<ListenQueue>> {
+        self.listeners
+            .iter()
+            .zip(&self.addrs)
+            .map(|((listener, _), addr)| {
+                // On a listening socket the kernel reports the queue in these two fields.
+                let info = tcp_info(listener.as_raw_fd())?;
+                Ok(ListenQueue {
+                    addr: *addr,
+                    waiting: info.tcpi_unacked,
+                    backlog: info.tcpi_sacked,
+                })
+            })
+            .collect()
+    }
+
+    /// Connections waiting in the accept queues now (0 when the kernel does not say).
+    pub fn queued(&self) -> u32 {
+        self.listen_queues()
+            .map(|q| q.iter().map(|q| q.waiting).sum())
+            .unwrap_or(0)
+    }
+
     /// Stops accepting, ends open connections, waits for their records, and returns them all.
     pub fn stop(mut self) -> Vec<ConnectionRecord> {
         self.shutdown();
@@ -339,6 +581,19 @@ impl RunningServer {
     }
 
     fn shutdown(&mut self) {
+        if self.shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        if self.concurrency == Concurrency::OneAtATime {
+            // Like ssl_server, serve what is already queued before stopping (closing the
+            // listener would drop it unrecorded), and let the connection in hand end by itself:
+            // a client that gave up on a queued connection shows as the reset the server
+            // finally sees, not as our own cut. Bounded: what is still open then is cut below.
+            let deadline = Instant::now() + DRAIN_QUEUE_FOR;
+            while (self.queued() > 0 || self.log.open() > 0) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         if self.shared.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -349,6 +604,17 @@ impl RunningServer {
             if let Some(h) = handle.take() {
                 let _ = h.join();
             }
+        }
+        if let Some(serial) = self.serial.take() {
+            // The serving thread may be inside a connection: end it (and any it accepted just
+            // before `stopping`) until the thread sees `stopping`.
+            while !serial.is_finished() {
+                for conn in self.shared.open().values() {
+                    let _ = conn.stream.shutdown(Shutdown::Both);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = serial.join();
         }
         if let Some(w) = self.watchdog.take() {
             w.thread().unpark();

@@ -1,4 +1,5 @@
-//! Real clients against every backend × TLS version: one test body, instantiated per pair.
+//! Real clients against every backend × TLS version: one test body, instantiated per pair —
+//! against the parallel server and against the one-at-a-time server (issue #21).
 //!
 //! Clients: rustls (in process) and `openssl s_client` (a process). No mock stands in for a
 //! server or a client.
@@ -11,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backends::{
-    BackendName, Cause, ConnectionPolicy, ConnectionRecord, Outcome, RunningServer, ServerSpec,
-    TlsPin, TlsVersion,
+    BackendError, BackendName, Cause, Concurrency, ConnectionPolicy, ConnectionRecord, Outcome,
+    RunningServer, ServerSpec, TlsPin, TlsVersion,
 };
 use certs::{CertBundle, CertKind};
 use rustls::pki_types::pem::PemObject;
@@ -196,6 +197,98 @@ fn s_client(
         .write_all(stdin.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// A one-at-a-time server (HTTP/1.0, close) with its certificate; `tune` adjusts the spec.
+fn start_one_at_a_time(
+    backend: BackendName,
+    tls: TlsVersion,
+    tune: impl FnOnce(&mut ServerSpec),
+) -> (RunningServer, CertBundle) {
+    let bundle = CertBundle::generate(CertKind::SelfSigned).unwrap();
+    let mut spec = ServerSpec::new(
+        bundle.chain_pem.clone(),
+        bundle.key_pem.clone(),
+        TlsPin::Only(tls),
+        ConnectionPolicy::Close,
+    );
+    spec.concurrency = Concurrency::OneAtATime;
+    tune(&mut spec);
+    (
+        backend.backend().start(spec).expect("server starts"),
+        bundle,
+    )
+}
+
+/// A rustls client whose handshake has completed (so the server holds it), no request yet.
+fn handshaken(
+    server: &RunningServer,
+    cfg: Arc<rustls::ClientConfig>,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let name = ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(cfg, name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, connect(server));
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).unwrap();
+    }
+    tls
+}
+
+/// Reads an answer to its end, which must be the server's close_notify
+/// (rustls reports a close without one as an error).
+fn get_to_close(tls: &mut impl Read) -> std::io::Result<String> {
+    let mut body = Vec::new();
+    tls.read_to_end(&mut body)?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// One connection: handshake, GET, the whole answer up to close_notify.
+fn http10_get(server: &RunningServer, cfg: Arc<rustls::ClientConfig>) -> std::io::Result<String> {
+    http10_get_via(server, cfg, server.addrs()[0])
+}
+
+/// As [`http10_get`], to one of the server's listeners.
+fn http10_get_via(
+    server: &RunningServer,
+    cfg: Arc<rustls::ClientConfig>,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<String> {
+    assert!(server.addrs().contains(&addr));
+    let name = ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(cfg, name).unwrap();
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
+    get_to_close(&mut tls)
+}
+
+/// Waits (up to 5 s) until the server's accept queues hold `n` connections.
+fn wait_queued(server: &RunningServer, n: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while server.queued() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} queued, expected {n}: {:?}",
+            server.queued(),
+            server.listen_queues()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// No two records overlap between accept and close, in accept order.
+fn assert_one_at_a_time(records: &[ConnectionRecord]) {
+    let mut by_accept: Vec<&ConnectionRecord> = records.iter().collect();
+    by_accept.sort_by_key(|r| r.accepted_at_us);
+    for pair in by_accept.windows(2) {
+        assert!(
+            pair[1].accepted_at_us >= pair[0].closed_at_us,
+            "connection {} was accepted before connection {} closed: {records:#?}",
+            pair[1].id,
+            pair[0].id
+        );
+    }
 }
 
 fn alert_code(record: &ConnectionRecord) -> Option<u8> {
@@ -417,6 +510,119 @@ macro_rules! backend_tests {
                 assert_eq!(r.outcome, Outcome::Rejected { cause: Cause::Timeout }, "{r:#?}");
                 assert!(r.backend_code.as_deref().is_some_and(|c| c.contains("handshake unfinished after 1 s")), "{r:#?}");
                 assert!(elapsed < Duration::from_secs(4), "the server ended the handshake after {elapsed:?} ({} hello bytes): {r:#?}", hello.len());
+            }
+
+            #[test]
+            fn a_parallel_server_records_a_queue_wait_too() {
+                let (server, bundle) = start(BACKEND, TLS, ConnectionPolicy::Close);
+                rustls_get(&server, client_config(TLS, Some(&bundle.trust_anchor_pem)), 1).unwrap();
+                let records = records(server);
+                let r = only(&records);
+                assert!(r.queue_wait_ms.is_some_and(|ms| ms < 1000), "{r:#?}");
+                assert_eq!(r.queue_wait_unknown, None);
+            }
+
+            #[test]
+            fn one_at_a_time_serves_queued_clients_in_turn_each_with_its_queue_wait() {
+                let (server, bundle) = start_one_at_a_time(BACKEND, TLS, |_| {});
+                let cfg = client_config(TLS, Some(&bundle.trust_anchor_pem));
+                let server = Arc::new(server);
+                // The first client holds the server after its handshake...
+                let mut first = handshaken(&server, cfg.clone());
+                // ...so five more wait in the kernel's accept queues, on both listeners
+                // (127.0.0.1 and [::1]) where the machine has IPv6: one thread serves both.
+                let queued: Vec<_> = (0..5)
+                    .map(|i| {
+                        let (server, cfg) = (server.clone(), cfg.clone());
+                        let addr = server.addrs()[i % server.addrs().len()];
+                        std::thread::spawn(move || http10_get_via(&server, cfg, addr))
+                    })
+                    .collect();
+                wait_queued(&server, 5);
+                let queues = server.listen_queues().unwrap();
+                assert!(queues.iter().all(|q| q.backlog == backends::MBEDTLS_NET_LISTEN_BACKLOG), "{queues:?}");
+                std::thread::sleep(Duration::from_millis(400));
+                first.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n").unwrap();
+                let answers: Vec<String> = std::iter::once(get_to_close(&mut first).unwrap())
+                    .chain(queued.into_iter().map(|h| h.join().expect("client thread").expect("answered, then close_notify")))
+                    .collect();
+                for a in &answers {
+                    assert!(a.starts_with("HTTP/1.0 200 OK\r\n"), "{a}");
+                    assert!(!a.contains("Content-Length") && !a.contains("Connection:"), "{a}");
+                    assert!(a.ends_with("</html>"), "the body ends at close: {a}");
+                }
+                let server = Arc::into_inner(server).unwrap();
+                let server_had_ipv6 = server.addrs().len() == 2;
+                let records = records(server);
+                assert_eq!(records.len(), 6, "{records:#?}");
+                if server_had_ipv6 {
+                    assert!(records.iter().any(|r| r.local.starts_with("[::1]")), "{records:#?}");
+                }
+                assert!(records.iter().all(|r| r.outcome == Outcome::Established { requests: 1 }), "{records:#?}");
+                assert_one_at_a_time(&records);
+                let waits: Vec<u32> = records
+                    .iter()
+                    .map(|r| r.queue_wait_ms.unwrap_or_else(|| panic!("no queue wait: {r:#?}")))
+                    .collect();
+                assert!(waits[0] < 300, "the first was accepted at once: {waits:?}");
+                assert!(waits[1..].iter().all(|&w| w >= 350), "the others waited behind it: {waits:?}");
+            }
+
+            #[test]
+            fn one_at_a_time_times_out_a_trickled_handshake_then_serves_the_queue() {
+                let (server, bundle) = start_one_at_a_time(BACKEND, TLS, |spec| {
+                    spec.handshake_timeout = Duration::from_secs(1);
+                    spec.listen_backlog = Some(3);
+                });
+                let queues = server.listen_queues().unwrap();
+                assert!(queues.iter().all(|q| q.backlog == 3 && q.waiting == 0), "{queues:?}");
+                // A client that sends one byte and nothing more holds the only serving thread
+                // until the handshake deadline.
+                let mut stalled = connect(&server);
+                stalled.write_all(&[0x16]).unwrap();
+                while server.log().accepted() == 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let started = std::time::Instant::now();
+                let answer = http10_get(&server, client_config(TLS, Some(&bundle.trust_anchor_pem))).unwrap();
+                let waited = started.elapsed();
+                assert!(answer.starts_with("HTTP/1.0 200 OK"), "{answer}");
+                assert!(waited >= Duration::from_millis(700) && waited < Duration::from_secs(4), "{waited:?}");
+                drop(stalled);
+                let records = records(server);
+                assert_eq!(records.len(), 2, "{records:#?}");
+                assert_eq!(records[0].outcome, Outcome::Rejected { cause: Cause::Timeout }, "{records:#?}");
+                assert_eq!(records[1].outcome, Outcome::Established { requests: 1 }, "{records:#?}");
+                assert!(records[1].queue_wait_ms.is_some_and(|ms| ms >= 600), "{records:#?}");
+                assert_one_at_a_time(&records);
+            }
+
+            #[test]
+            fn one_at_a_time_stop_ends_an_idle_connection_and_records_it() {
+                let (server, bundle) = start_one_at_a_time(BACKEND, TLS, |_| {});
+                // Handshake done, no request: the server waits for one (request timeout 30 s).
+                let _idle = handshaken(&server, client_config(TLS, Some(&bundle.trust_anchor_pem)));
+                // The client is done before the server has read its Finished (and, with TLS
+                // 1.3, sent its tickets): give the server's side time to finish.
+                std::thread::sleep(Duration::from_millis(300));
+                let started = std::time::Instant::now();
+                let records = server.stop();
+                assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+                let r = only(&records);
+                assert_eq!(r.outcome, Outcome::Idle, "{r:#?}");
+                assert!(r.queue_wait_ms.is_some(), "{r:#?}");
+            }
+
+            #[test]
+            fn one_at_a_time_with_keep_alive_is_refused() {
+                let bundle = CertBundle::generate(CertKind::SelfSigned).unwrap();
+                let mut spec = ServerSpec::new(bundle.chain_pem.clone(), bundle.key_pem.clone(), TlsPin::Only(TLS), ConnectionPolicy::KeepAlive);
+                spec.concurrency = Concurrency::OneAtATime;
+                match BACKEND.backend().start(spec) {
+                    Err(BackendError::Spec(why)) => assert!(why.contains("HTTP/1.0"), "{why}"),
+                    Err(other) => panic!("{other}"),
+                    Ok(_) => panic!("a one-at-a-time keep-alive server started"),
+                }
             }
 
             #[test]

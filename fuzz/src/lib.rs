@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Duration;
 
-use backends::http::serve;
+use backends::http::{ResponseStyle, serve_as};
 use backends::{
     Cause, ConnectionPolicy, ConnectionRecord, Ending, HandshakeFailure, Outcome, SessionInfo,
     TlsSession,
@@ -65,12 +65,14 @@ impl TlsSession for ScriptedPeer {
 
 /// The HTTP responder on arbitrary client bytes. The first byte shapes the delivery: low four
 /// bits the read size (0: everything at once), bit 4 the `close` policy, bit 5 a reset at the
-/// end instead of an orderly close.
+/// end instead of an orderly close, bit 6 the HTTP/1.0 style of a one-at-a-time server.
 ///
-/// Properties: it never panics or hangs; everything written parses as a sequence of complete
-/// HTTP/1.1 responses (200, 404 or 400, with a body of the stated length); one response per
-/// request it counts; nothing after a `Connection: close` response, which also closes the
-/// session; only the peer's own failure is reported as a failure.
+/// Properties: it never panics or hangs; only the peer's own failure is reported as a failure.
+/// HTTP/1.1: everything written parses as a sequence of complete HTTP/1.1 responses (200, 404
+/// or 400, with a body of the stated length); one response per request it counts; nothing
+/// after a `Connection: close` response, which also closes the session. HTTP/1.0: at most one
+/// request is counted; its response is one `HTTP/1.0` response (200, 404 or 400) without
+/// `Content-Length` or `Connection`, whose body runs to the end, and the session is closed.
 pub fn http_request(data: &[u8]) {
     let Some((&shape, input)) = data.split_first() else {
         return;
@@ -98,7 +100,36 @@ pub fn http_request(data: &[u8]) {
         written: Vec::new(),
         closed: false,
     };
-    let served = serve(&mut peer, policy, Duration::from_secs(3600));
+    if shape & 0x40 != 0 {
+        let served = serve_as(&mut peer, ResponseStyle::Http10, Duration::from_secs(3600));
+        assert!(served.requests <= 1, "one request per connection");
+        if served.requests == 1 {
+            http10_response(&peer.written);
+            assert!(
+                peer.closed,
+                "the body ends at close: the session must close"
+            );
+            assert!(served.failure.is_none());
+        } else {
+            assert!(
+                peer.written.is_empty(),
+                "a response without a counted request"
+            );
+        }
+        if let Some(f) = &served.failure {
+            assert_eq!(
+                f.cause,
+                Cause::Reset,
+                "only the peer's reset can end it badly"
+            );
+        }
+        return;
+    }
+    let served = serve_as(
+        &mut peer,
+        ResponseStyle::Http11(policy),
+        Duration::from_secs(3600),
+    );
 
     let responses = parse_responses(&peer.written);
     assert_eq!(
@@ -169,6 +200,31 @@ fn parse_responses(mut bytes: &[u8]) -> Vec<Response> {
         bytes = &bytes[head + length..];
     }
     out
+}
+
+/// Checks that `bytes` is one HTTP/1.0 response whose body runs to the end.
+fn http10_response(bytes: &[u8]) {
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut response = httparse::Response::new(&mut headers);
+    let head = match response.parse(bytes) {
+        Ok(httparse::Status::Complete(n)) => n,
+        other => panic!("not a complete response head: {other:?}"),
+    };
+    assert_eq!(response.version, Some(0), "HTTP/1.0");
+    let status = response.code.expect("status");
+    assert!(matches!(status, 200 | 404 | 400), "status {status}");
+    for name in ["content-length", "connection"] {
+        assert!(
+            !response
+                .headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case(name)),
+            "{name} in an HTTP/1.0 response whose body ends at close"
+        );
+    }
+    if status != 400 {
+        assert!(bytes.len() > head, "a body");
+    }
 }
 
 /// Reads fuzzer bytes as a small structured value, defaulting when they run out.
@@ -285,6 +341,14 @@ pub fn connection_outcome(data: &[u8]) {
     assert_eq!(outcome.is_failed_handshake(), failed);
     assert!(!outcome.short().is_empty());
 
+    let (queue_wait_ms, queue_wait_unknown) = match b.byte() % 3 {
+        0 => (
+            Some(u32::from_le_bytes([b.byte(), b.byte(), b.byte(), 0])),
+            None,
+        ),
+        1 => (None, Some(b.text())),
+        _ => (None, None),
+    };
     let record = ConnectionRecord {
         id: u64::from(b.byte()),
         accepted_at_us: 1,
@@ -295,6 +359,8 @@ pub fn connection_outcome(data: &[u8]) {
         outcome,
         session: SessionInfo::default(),
         backend_code: code,
+        queue_wait_ms,
+        queue_wait_unknown,
     };
     let json = serde_json::to_string(&record).expect("serialises");
     let back: ConnectionRecord = serde_json::from_str(&json).expect("reads back");

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use backends::{BackendName, ConnectionPolicy, ServerSpec, TlsPin, TlsVersion};
+use backends::{BackendName, Concurrency, ConnectionPolicy, ServerSpec, TlsPin, TlsVersion};
 use certs::{CertBundle, CertKind};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use results::{Environment, Format, RunResults, SCHEMA_VERSION, ToolVersions};
@@ -122,6 +122,15 @@ struct ServeArgs {
     /// Close after every response (like `ssl_server`) or keep connections alive.
     #[arg(long, value_enum, default_value = "close")]
     connection: ConnectionArg,
+    /// Serve connections in parallel, or one at a time like Mbed TLS's `ssl_server` (accept,
+    /// handshake, one request answered HTTP/1.0 with the body ending at close, close; the next
+    /// connection waits in the kernel's accept queue). `one-at-a-time` needs `--connection close`.
+    #[arg(long, value_enum, default_value = "parallel")]
+    concurrency: ConcurrencyArg,
+    /// The listen(2) backlog (default: the standard library's for parallel, 10 — Mbed TLS's —
+    /// for one-at-a-time).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::scenario::MAX_BACKLOG)))]
+    listen_backlog: Option<u32>,
     /// Offer session resumption.
     #[arg(long)]
     resumption: bool,
@@ -212,6 +221,7 @@ value_enum!(BrowserArg => BrowserKind { Chromium = "chromium" => BrowserKind::Ch
 value_enum!(TlsArg => TlsVersion { Tls12 = "1.2" => TlsVersion::Tls12, Tls13 = "1.3" => TlsVersion::Tls13 });
 value_enum!(CertArg => CertKind { SelfSigned = "self-signed" => CertKind::SelfSigned, PrivateCa = "private-ca" => CertKind::PrivateCa, Expired = "expired" => CertKind::Expired, WrongHost = "wrong-host" => CertKind::WrongHost });
 value_enum!(ConnectionArg => ConnectionPolicy { KeepAlive = "keep-alive" => ConnectionPolicy::KeepAlive, Close = "close" => ConnectionPolicy::Close });
+value_enum!(ConcurrencyArg => Concurrency { Parallel = "parallel" => Concurrency::Parallel, OneAtATime = "one-at-a-time" => Concurrency::OneAtATime });
 
 /// A failure that maps to an exit code.
 struct Failure {
@@ -524,11 +534,12 @@ fn list(args: ListArgs) -> Result<u8, Failure> {
     for s in &scenarios {
         let f = &s.file;
         println!(
-            "  {:<28} {} / {} / {} — {}",
+            "  {:<28} {} / {} / {} / {} — {}",
             s.name,
             f.cert.as_str(),
             f.trust.as_str(),
             f.connection.as_str(),
+            f.concurrency.as_str(),
             f.description
         );
     }
@@ -556,6 +567,12 @@ fn list(args: ListArgs) -> Result<u8, Failure> {
 
 async fn serve(args: ServeArgs) -> Result<u8, Failure> {
     let backend: BackendName = args.backend.into();
+    if args.concurrency == ConcurrencyArg::OneAtATime && args.connection == ConnectionArg::KeepAlive
+    {
+        return Err(usage(anyhow::anyhow!(
+            "--concurrency one-at-a-time answers HTTP/1.0 and closes after every response, like ssl_server; it needs --connection close"
+        )));
+    }
     let bundle = CertBundle::generate(args.cert.into()).context("generating the certificate")?;
     let (dir, _temp) = match &args.cert_dir {
         Some(d) => (d.clone(), None),
@@ -579,6 +596,8 @@ async fn serve(args: ServeArgs) -> Result<u8, Failure> {
         args.connection.into(),
     );
     spec.resumption = args.resumption;
+    spec.concurrency = args.concurrency.into();
+    spec.listen_backlog = args.listen_backlog;
     spec.port = args.port;
     let b = backend.backend();
     let server = b.start(spec).context("starting the server")?;
@@ -589,13 +608,21 @@ async fn serve(args: ServeArgs) -> Result<u8, Failure> {
         server.url("localhost")
     );
     eprintln!(
-        "  listening on {}",
+        "  listening on {} ({})",
         server
             .addrs()
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
-            .join(" and ")
+            .join(" and "),
+        match server.listen_queues() {
+            Ok(q) => format!(
+                "{}, listen backlog {}",
+                server.concurrency(),
+                q.first().map_or(0, |q| q.backlog)
+            ),
+            Err(_) => server.concurrency().to_string(),
+        }
     );
     eprintln!("  certificate chain: {}", files.chain.display());
     eprintln!("  private key:       {}", files.key.display());

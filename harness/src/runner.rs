@@ -375,6 +375,8 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         f.connection,
     );
     spec.resumption = f.resumption;
+    spec.concurrency = f.concurrency;
+    spec.listen_backlog = f.listen_backlog;
     spec.port = plan.server_port;
     let server = cell
         .backend
@@ -407,7 +409,7 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
                     Step::Visit | Step::Revisit => session.visit(&url).await?,
                     Step::Proceed => session.proceed().await?,
                 };
-                settle(&log, plan.quiet).await;
+                settle(&log, plan.quiet, || server.queued()).await;
                 windows.push(StepWindow {
                     action: step.as_str().into(),
                     page_shown: shown == Shown::Page,
@@ -567,17 +569,24 @@ fn gzip(path: &Path) -> std::io::Result<PathBuf> {
     Ok(target)
 }
 
-/// Waits until no new connection has reached the server for `quiet`, so that late connections
-/// (favicon, preconnects) are attributed to the step that caused them. Bounded at 10 s.
-async fn settle(log: &backends::ConnectionLog, quiet: Duration) {
+/// Waits until no new connection has reached the server for `quiet` and none is waiting in its
+/// accept queue, so that late connections (favicon, preconnects) are attributed to the step that
+/// caused them — also when a one-at-a-time server accepts them late. Bounded at 10 s.
+async fn settle(log: &backends::ConnectionLog, quiet: Duration, queued: impl Fn() -> u32) {
     let start = Instant::now();
     loop {
         let last = log.last_accept().map(|t| t.max(start)).unwrap_or(start);
         let idle = last.elapsed();
-        if idle >= quiet || start.elapsed() > Duration::from_secs(10) {
+        if start.elapsed() > Duration::from_secs(10) {
             return;
         }
-        tokio::time::sleep(quiet - idle).await;
+        if idle < quiet {
+            tokio::time::sleep(quiet - idle).await;
+        } else if queued() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        } else {
+            return;
+        }
     }
 }
 
@@ -598,6 +607,8 @@ mod tests {
             outcome,
             session: SessionInfo::default(),
             backend_code: None,
+            queue_wait_ms: None,
+            queue_wait_unknown: None,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use backends::{BackendName, ConnectionPolicy, TlsVersion};
+use backends::{BackendName, Concurrency, ConnectionPolicy, TlsVersion};
 use certs::CertKind;
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +69,10 @@ fn default_host() -> Host {
     Host::Localhost
 }
 
+/// The largest `listen-backlog` a scenario may ask for (Linux's default `somaxconn`, which
+/// caps it anyway).
+pub const MAX_BACKLOG: u32 = 4096;
+
 /// A scenario as written in its file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -81,6 +85,14 @@ pub struct ScenarioFile {
     pub trust: TrustMode,
     /// What the server does after a response.
     pub connection: ConnectionPolicy,
+    /// Whether the server serves connections in parallel (default) or one at a time, like
+    /// Mbed TLS's `ssl_server` (HTTP/1.0, body ending at close; needs `connection = "close"`).
+    #[serde(default)]
+    pub concurrency: Concurrency,
+    /// The server's `listen(2)` backlog (default: the standard library's for `parallel`, 10 —
+    /// Mbed TLS's — for `one-at-a-time`).
+    #[serde(default)]
+    pub listen_backlog: Option<u32>,
     /// Whether the server offers session resumption.
     #[serde(default)]
     pub resumption: bool,
@@ -289,6 +301,23 @@ impl Scenario {
                 ));
             }
         }
+        if file.concurrency == Concurrency::OneAtATime
+            && file.connection == ConnectionPolicy::KeepAlive
+        {
+            return Err(invalid(
+                key_offset(text, "concurrency"),
+                "`concurrency = \"one-at-a-time\"` answers HTTP/1.0 and closes after every response, like ssl_server; it needs `connection = \"close\"`".into(),
+            ));
+        }
+        if file
+            .listen_backlog
+            .is_some_and(|b| !(1..=MAX_BACKLOG).contains(&b))
+        {
+            return Err(invalid(
+                key_offset(text, "listen-backlog"),
+                format!("`listen-backlog` must be between 1 and {MAX_BACKLOG}"),
+            ));
+        }
         if file.repeat == 0 {
             return Err(invalid(
                 key_offset(text, "repeat"),
@@ -465,6 +494,43 @@ mod tests {
     }
 
     #[test]
+    fn concurrency_is_strict_and_one_at_a_time_needs_close() {
+        let s = Scenario::parse(
+            Path::new("scenarios/x.toml"),
+            &format!("{OK}concurrency = \"one-at-a-time\"\nlisten-backlog = 4\n"),
+        )
+        .unwrap();
+        assert_eq!(s.file.concurrency, Concurrency::OneAtATime);
+        assert_eq!(s.file.listen_backlog, Some(4));
+        let parallel = Scenario::parse(Path::new("scenarios/x.toml"), OK).unwrap();
+        assert_eq!(parallel.file.concurrency, Concurrency::Parallel);
+        assert_eq!(parallel.file.listen_backlog, None);
+
+        let e = err(&format!("{OK}concurrency = \"serial\"\n"));
+        assert_eq!(
+            e,
+            "scenarios/x.toml:6:15: unknown variant `serial`, expected `parallel` or `one-at-a-time`"
+        );
+        let e = err(&format!(
+            "{}concurrency = \"one-at-a-time\"\n",
+            OK.replace("\"close\"", "\"keep-alive\"")
+        ));
+        assert!(
+            e.starts_with(
+                "scenarios/x.toml:6:1: `concurrency = \"one-at-a-time\"` answers HTTP/1.0"
+            ),
+            "{e}"
+        );
+        let e = err(&format!("{OK}listen-backlog = 0\n"));
+        assert!(
+            e.starts_with("scenarios/x.toml:6:1: `listen-backlog` must be between 1 and 4096"),
+            "{e}"
+        );
+        let e = err(&format!("{OK}listen-backlog = -1\n"));
+        assert!(e.starts_with("scenarios/x.toml:6:18: "), "{e}");
+    }
+
+    #[test]
     fn unknown_scenario_name_lists_valid_ones() {
         let s = Scenario::parse(Path::new("scenarios/report.toml"), OK).unwrap();
         let e = select(vec![s], "report,nope").unwrap_err().to_string();
@@ -483,6 +549,11 @@ mod tests {
                     .join("\n")
             )
         });
-        assert!(all.len() >= 10, "{}", all.len());
+        assert!(all.len() >= 11, "{}", all.len());
+        let one = all
+            .iter()
+            .find(|s| s.name == "report-one-at-a-time")
+            .expect("report-one-at-a-time is shipped");
+        assert_eq!(one.file.concurrency, Concurrency::OneAtATime);
     }
 }

@@ -48,12 +48,16 @@ struct Selection {
 }
 
 fn run_matrix(sel: Selection) -> (RunResults, tempfile::TempDir) {
+    run_matrix_on(sel, vec![TlsVersion::Tls13])
+}
+
+fn run_matrix_on(sel: Selection, tls: Vec<TlsVersion>) -> (RunResults, tempfile::TempDir) {
     let out = tempfile::tempdir().unwrap();
     let plan = RunPlan {
         scenarios: sel.scenarios,
         backends: sel.backends,
         browsers: sel.browsers,
-        tls: vec![TlsVersion::Tls13],
+        tls,
         repeat: Some(sel.repeat),
         jobs: sel.jobs,
         out: out.path().to_owned(),
@@ -577,4 +581,87 @@ fn chromium_netlog_explains_every_failed_handshake_and_prediction_off_removes_pr
         version.is_some_and(|v| v.split('.').count() == 4),
         "the NetLog's browser version is recorded"
     );
+}
+
+#[test]
+fn chromium_click_through_on_a_one_at_a_time_mbedtls_server_is_served_one_connection_at_a_time() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (r, out) = run_matrix_on(
+        Selection {
+            scenarios: vec![shipped("report-one-at-a-time")],
+            backends: vec![BackendName::Mbedtls],
+            browsers: vec![BrowserKind::Chromium],
+            repeat: 1,
+            binaries: binaries(),
+            jobs: 2,
+        },
+        TlsVersion::ALL.to_vec(),
+    );
+    assert_eq!(r.cells.len(), 2);
+    for tls in TlsVersion::ALL {
+        let c = r
+            .cells
+            .iter()
+            .find(|c| c.key.tls == tls.as_str())
+            .unwrap_or_else(|| panic!("no TLS {tls} cell"));
+        let s = steps(c);
+        assert_eq!(
+            s[0].shown, "warning ERR_CERT_AUTHORITY_INVALID",
+            "TLS {tls}"
+        );
+        assert!(s[1].page_shown, "TLS {tls}: proceed showed {}", s[1].shown);
+        let trial = &c.trials[0];
+        let jsonl =
+            std::fs::read_to_string(out.path().join(&trial.log_dir).join("connections.jsonl"))
+                .unwrap();
+        let records: Vec<backends::ConnectionRecord> = jsonl
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        // Exactly one record per accepted connection, each in a step or left unattributed.
+        let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
+        assert_eq!(
+            ids,
+            (1..=records.len() as u64).collect::<Vec<_>>(),
+            "TLS {tls}"
+        );
+        let in_steps: usize = s.iter().map(|s| s.connections.len()).sum();
+        assert_eq!(
+            in_steps + trial.unattributed.len(),
+            records.len(),
+            "TLS {tls}"
+        );
+        assert!(
+            records
+                .iter()
+                .filter(|r| r.outcome.is_failed_handshake())
+                .count()
+                >= 2,
+            "TLS {tls}: the visit and the proceed each fail at least once: {records:#?}"
+        );
+        for r in &records {
+            assert!(
+                r.queue_wait_ms.is_some() && r.queue_wait_unknown.is_none(),
+                "TLS {tls}: connection {} has no queue wait: {r:#?}",
+                r.id
+            );
+        }
+        // One at a time: in accept order, each connection was accepted after the previous
+        // one closed.
+        let mut by_accept: Vec<_> = records.iter().collect();
+        by_accept.sort_by_key(|r| r.accepted_at_us);
+        for pair in by_accept.windows(2) {
+            assert!(
+                pair[1].accepted_at_us >= pair[0].closed_at_us,
+                "TLS {tls}: connection {} accepted before connection {} closed",
+                pair[1].id,
+                pair[0].id
+            );
+        }
+        let waits: Vec<String> = by_accept
+            .iter()
+            .map(|r| format!("{}:{}ms", r.outcome.short(), r.queue_wait_ms.unwrap_or(0)))
+            .collect();
+        eprintln!("TLS {tls}: {}", waits.join(" "));
+    }
 }

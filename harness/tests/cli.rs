@@ -126,12 +126,43 @@ fn no_arguments_explain_what_to_do() {
 }
 
 #[test]
+fn serve_refuses_a_keep_alive_one_at_a_time_server_and_unknown_concurrency() {
+    let o = harness(&[
+        "serve",
+        "--backend",
+        "mbedtls",
+        "--concurrency",
+        "one-at-a-time",
+        "--connection",
+        "keep-alive",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("one-at-a-time answers HTTP/1.0")
+            && stderr(&o).contains("--connection close"),
+        "{}",
+        stderr(&o)
+    );
+    let o = harness(&["serve", "--backend", "mbedtls", "--concurrency", "serial"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("[possible values: parallel, one-at-a-time]"),
+        "{}",
+        stderr(&o)
+    );
+    let o = harness(&["serve", "--backend", "mbedtls", "--listen-backlog", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
 fn list_shows_scenarios_backend_versions_and_browsers() {
     let o = harness(&["list"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     for expected in [
         "report-close",
+        "report-one-at-a-time",
+        "/ close / one-at-a-time —",
         "Mbed TLS 3.6.",
         "OpenSSL 3.",
         "rustls 0.23.",

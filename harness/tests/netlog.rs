@@ -127,6 +127,8 @@ fn record(id: u64, port: u16, accepted_ms: u64) -> ConnectionRecord {
         outcome: backends::Outcome::Idle,
         session: SessionInfo::default(),
         backend_code: None,
+        queue_wait_ms: None,
+        queue_wait_unknown: None,
     }
 }
 

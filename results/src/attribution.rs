@@ -105,6 +105,8 @@ mod tests {
             outcome,
             session: SessionInfo::default(),
             backend_code: None,
+            queue_wait_ms: None,
+            queue_wait_unknown: None,
         }
     }
 

@@ -19,6 +19,8 @@ fn record(id: u64, at: u64, outcome: Outcome) -> ConnectionRecord {
         outcome,
         session: SessionInfo::default(),
         backend_code: None,
+        queue_wait_ms: None,
+        queue_wait_unknown: None,
     }
 }
 
