@@ -323,6 +323,7 @@ async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> TrialResult {
         wall_ms: 0,
         browser_peak_rss_kib: None,
         client_log: None,
+        confirmation: false,
     };
     // A hung browser must not hang the run: bound the whole trial.
     let budget =
