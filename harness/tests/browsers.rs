@@ -61,6 +61,7 @@ fn run_matrix(sel: Selection) -> (RunResults, tempfile::TempDir) {
         quiet: Duration::from_millis(500),
         keep_profiles: false,
         server_port: None,
+        only: None,
     };
     let results = RunResults {
         schema_version: SCHEMA_VERSION,
