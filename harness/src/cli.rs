@@ -567,6 +567,7 @@ async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
     };
     if let Some(d) = &d {
         println!("against the baseline:\n{}", d.render());
+        write_comparison(d, args.baseline.as_deref().unwrap_or(Path::new("")), &out);
     }
     Ok(report_outcomes(&results, d.as_ref(), &problems))
 }
@@ -774,7 +775,19 @@ async fn diff_runs(args: DiffArgs) -> Result<u8, Failure> {
         results::diff(&old, &new)
     };
     print!("{}", d.render());
+    if args.new.is_dir() {
+        write_comparison(&d, &args.old, &args.new);
+    }
     Ok(report_outcomes(&new, Some(&d), &problems))
+}
+
+/// Writes `comparison.html` into the new run's folder (next to its `matrix.html`).
+fn write_comparison(d: &results::Diff, old: &Path, new_dir: &Path) {
+    let page = d.render_html(&old.display().to_string(), &new_dir.display().to_string());
+    match results::write_atomically(&new_dir.join("comparison.html"), page.as_bytes()) {
+        Ok(()) => println!("comparison: {}", new_dir.join("comparison.html").display()),
+        Err(e) => eprintln!("warning: could not write comparison.html: {e}"),
+    }
 }
 
 /// Prints every outcome that applies — whatever the single exit code says — as `outcome:` lines

@@ -201,6 +201,70 @@ impl Diff {
     }
 }
 
+impl Diff {
+    /// The same report as [`Diff::render`] as a self-contained page (`comparison.html` next to
+    /// the new run's `matrix.html`): one table per tested cell with every trial value of both
+    /// sides (confirmation trials marked) and the test's verdict.
+    pub fn render_html(&self, old_label: &str, new_label: &str) -> String {
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        let mut h = String::from(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>handshake-matrix comparison</title>\
+             <style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin:.5em 0 1.5em}\
+             td,th{border:1px solid #bbb;padding:3px 6px;text-align:left}.c{background:#ffd2a0}\
+             .n{background:#e8f0e0}.f{background:#fff6c0}i{color:#777}</style></head><body>",
+        );
+        let _ = write!(
+            h,
+            "<h1>Comparison</h1><p>old: <code>{}</code><br>new: <code>{}</code></p>",
+            esc(old_label),
+            esc(new_label)
+        );
+        let _ = write!(h, "<pre>{}</pre>", esc(&self.render()));
+        for t in &self.tested {
+            let (class, word) = match t.verdict {
+                Verdict::Confirmed => ("c", "changed (confirmed)"),
+                Verdict::Flagged => ("f", "flagged, not confirmed"),
+                Verdict::NotConfirmed => ("n", "not confirmed (noise)"),
+            };
+            let _ = write!(
+                h,
+                "<h2 class=\"{class}\">{word}: {}</h2><p>p = {:.3e} ({}), Holm threshold {:.3e}, largest median move {}</p>\
+                 <table><tr><th>quantity</th><th>old trials</th><th>old median</th><th>new trials</th><th>new median</th></tr>",
+                esc(&t.key.to_string()),
+                t.test.p,
+                t.test.method,
+                t.holm_threshold,
+                t.effect
+            );
+            for c in &t.components {
+                let cells = |v: &[u32], first: usize| {
+                    v.iter()
+                        .enumerate()
+                        .map(|(i, x)| if i >= first { format!("<i>{x}</i>") } else { x.to_string() })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                let _ = write!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&c.label),
+                    cells(&c.old, c.old_first_pass),
+                    median_text(&c.old),
+                    cells(&c.new, c.new_first_pass),
+                    median_text(&c.new)
+                );
+            }
+            h += "</table>";
+        }
+        h += "<p><i>Italic</i>: confirmation trials. The rule and its bound: README, \"How a change is decided\".</p></body></html>\n";
+        h
+    }
+}
+
 fn values_text(v: &[u32], first_pass: usize) -> String {
     let join = |v: &[u32]| {
         v.iter()
