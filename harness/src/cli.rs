@@ -761,14 +761,17 @@ async fn diff_runs(args: DiffArgs) -> Result<u8, Failure> {
             }
             Some(crate::confirm::Side {
                 dir: folder(&args.old),
-                scenarios: load_scenarios(args.old_scenarios.as_deref().unwrap_or(&args.scenarios))?,
+                scenarios: load_scenarios(
+                    args.old_scenarios.as_deref().unwrap_or(&args.scenarios),
+                )?,
                 binaries: resolve_binaries(&b),
             })
         } else {
             None
         };
-        let c = crate::confirm::confirm(&mut old, old_side.as_ref(), &mut new, &new_side, &settings)
-            .await;
+        let c =
+            crate::confirm::confirm(&mut old, old_side.as_ref(), &mut new, &new_side, &settings)
+                .await;
         problems = c.problems;
         c.diff
     } else {
@@ -840,7 +843,10 @@ fn report_outcomes(results: &RunResults, diff: Option<&results::Diff>, problems:
             match t.verdict {
                 results::Verdict::Flagged => lines.push((
                     "flagged, not confirmed",
-                    format!("{} (p = {:.3e}; measure again with --confirm)", t.key, t.test.p),
+                    format!(
+                        "{} (p = {:.3e}; measure again with --confirm)",
+                        t.key, t.test.p
+                    ),
                 )),
                 results::Verdict::NotConfirmed => lines.push((
                     "not confirmed (noise)",

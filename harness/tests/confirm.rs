@@ -89,7 +89,10 @@ fn preconnects_off_is_flagged_and_confirmed_in_every_cell() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(3), "{stdout}");
     // Both cells (TLS 1.2 and 1.3): confirmed, with both sides measured again.
-    let (old, new) = (RunResults::read(&old).unwrap(), RunResults::read(&new).unwrap());
+    let (old, new) = (
+        RunResults::read(&old).unwrap(),
+        RunResults::read(&new).unwrap(),
+    );
     let d = results::diff(&old, &new);
     assert_eq!(d.changed.len(), 2, "{}", d.render());
     assert!(d.tested.iter().all(|t| t.verdict == Verdict::Confirmed));
@@ -98,7 +101,10 @@ fn preconnects_off_is_flagged_and_confirmed_in_every_cell() {
             assert_eq!(c.trials.iter().filter(|t| t.confirmation).count(), 5);
         }
     }
-    assert!(stdout.contains("changed: report-close / rustls / chromium / TLS 1.3"), "{stdout}");
+    assert!(
+        stdout.contains("changed: report-close / rustls / chromium / TLS 1.3"),
+        "{stdout}"
+    );
     assert!(stdout.contains("test: p = "), "{stdout}");
     assert!(stdout.contains("outcomes (exit 3):"), "{stdout}");
 }

@@ -244,7 +244,13 @@ impl Diff {
                 let cells = |v: &[u32], first: usize| {
                     v.iter()
                         .enumerate()
-                        .map(|(i, x)| if i >= first { format!("<i>{x}</i>") } else { x.to_string() })
+                        .map(|(i, x)| {
+                            if i >= first {
+                                format!("<i>{x}</i>")
+                            } else {
+                                x.to_string()
+                            }
+                        })
                         .collect::<Vec<_>>()
                         .join(" ")
                 };
@@ -266,12 +272,7 @@ impl Diff {
 }
 
 fn values_text(v: &[u32], first_pass: usize) -> String {
-    let join = |v: &[u32]| {
-        v.iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let join = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
     if first_pass >= v.len() {
         join(v)
     } else {
@@ -442,10 +443,7 @@ fn count_test(key: &CellKey, old: &CellResult, new: &CellResult) -> Option<CellT
             new_first_pass: b_first.min(b.len()),
         })
         .collect();
-    let effect = components
-        .iter()
-        .map(Component::effect)
-        .fold(0.0, f64::max);
+    let effect = components.iter().map(Component::effect).fold(0.0, f64::max);
     Some(CellTest {
         key: key.clone(),
         components,

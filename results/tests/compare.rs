@@ -109,8 +109,14 @@ fn run(chromium: &str, cells: Vec<CellResult>) -> RunResults {
 
 #[test]
 fn spread_between_trials_of_one_build_is_no_change() {
-    let old = run("156", vec![cell("report-close", "mbedtls", &[&[2, 3, 4], &[2, 3, 3]])]);
-    let new = run("156", vec![cell("report-close", "mbedtls", &[&[3, 4, 4], &[1, 2, 3]])]);
+    let old = run(
+        "156",
+        vec![cell("report-close", "mbedtls", &[&[2, 3, 4], &[2, 3, 3]])],
+    );
+    let new = run(
+        "156",
+        vec![cell("report-close", "mbedtls", &[&[3, 4, 4], &[1, 2, 3]])],
+    );
     let d = diff(&old, &new);
     assert!(!d.has_changes());
     insta::assert_snapshot!(d.render());
@@ -120,8 +126,22 @@ fn spread_between_trials_of_one_build_is_no_change() {
 fn the_issue_s_false_alarm_is_only_flagged() {
     // control-devtools-ignore / openssl / chromium / TLS 1.3: revisit 3 → 2 with three trials a
     // side used to exit 3. Now it is a candidate for confirmation, not a change.
-    let old = run("156", vec![cell("control-devtools-ignore", "openssl", &[&[2, 2, 2], &[3, 3, 3]])]);
-    let new = run("156", vec![cell("control-devtools-ignore", "openssl", &[&[2, 2, 2], &[2, 2, 2]])]);
+    let old = run(
+        "156",
+        vec![cell(
+            "control-devtools-ignore",
+            "openssl",
+            &[&[2, 2, 2], &[3, 3, 3]],
+        )],
+    );
+    let new = run(
+        "156",
+        vec![cell(
+            "control-devtools-ignore",
+            "openssl",
+            &[&[2, 2, 2], &[2, 2, 2]],
+        )],
+    );
     let d = diff(&old, &new);
     assert!(!d.has_changes());
     assert_eq!(d.flagged().len(), 1);
@@ -133,7 +153,10 @@ fn a_flagged_cell_measured_again_like_before_is_noise() {
     let old = run("156", vec![cell("report-close", "openssl", &[&[3, 3, 3]])]);
     let mut values = vec![2, 2, 2];
     values.extend([3, 3, 2, 3, 3, 3, 2, 3, 3, 3, 3, 2, 3, 3, 3, 3, 3, 2, 3, 3]);
-    let new = run("156", vec![cell_with("report-close", "openssl", &[&values], Some(4))]);
+    let new = run(
+        "156",
+        vec![cell_with("report-close", "openssl", &[&values], Some(4))],
+    );
     let d = diff(&old, &new);
     assert!(!d.has_changes());
     assert_eq!(d.tested[0].verdict, Verdict::NotConfirmed);
@@ -143,9 +166,20 @@ fn a_flagged_cell_measured_again_like_before_is_noise() {
 #[test]
 fn a_real_change_measured_again_is_confirmed() {
     // report-close without preconnects: 3 → 1 on every step, 3 + 20 trials.
-    let old = run("156", vec![cell("report-close", "rustls", &[&[3, 3, 2], &[3, 4, 3]])]);
+    let old = run(
+        "156",
+        vec![cell("report-close", "rustls", &[&[3, 3, 2], &[3, 4, 3]])],
+    );
     let ones = vec![1; 23];
-    let new = run("157", vec![cell_with("report-close", "rustls", &[&ones, &ones], Some(4))]);
+    let new = run(
+        "157",
+        vec![cell_with(
+            "report-close",
+            "rustls",
+            &[&ones, &ones],
+            Some(4),
+        )],
+    );
     let d = diff(&old, &new);
     assert!(d.has_changes());
     assert_eq!(d.tested[0].verdict, Verdict::Confirmed);
@@ -265,4 +299,23 @@ fn history_puts_browser_versions_in_the_column_headers() {
         ["night-1 (Chromium 156)", "night-2 (Chromium 157)"]
     );
     assert_eq!(rows[0].1, ["3", "1"]);
+}
+
+/// Recorded runs (trimmed copies of real `matrix.json` files, see `fixtures/README.md`).
+fn recorded(name: &str) -> RunResults {
+    RunResults::read(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(format!("{name}.json")),
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn recorded_ab_with_preconnects_off_is_confirmed_in_every_chromium_cell() {
+    // report-close, Chromium, all backends, both TLS versions, both sides after
+    // `harness diff --confirm --confirm-old --confirm-trials 10`.
+    let d = diff(&recorded("ab-old-confirmed"), &recorded("ab-new-confirmed"));
+    assert_eq!(d.changed.len(), 6, "{}", d.render());
+    assert!(d.tested.iter().all(|t| t.verdict == Verdict::Confirmed));
 }
