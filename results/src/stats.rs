@@ -8,8 +8,9 @@
 //! of the observed sizes is equally likely, so the p-value — the share of splits whose statistic
 //! is at least the observed one — is exact. When there are at most [`EXACT_SPLITS`] splits they
 //! are all enumerated; above that, [`MONTE_CARLO_DRAWS`] random splits from a fixed seed are
-//! drawn and `p = (1 + hits) / (1 + draws)`, which is still a valid p-value (never below the
-//! exact one in expectation) and is the same on every run.
+//! drawn and `p = (1 + hits) / (1 + draws)`, which is still a valid p-value (P(p ≤ α) ≤ α
+//! under the null hypothesis, counting the observed split as one draw) and is the same on every
+//! run. Its floor is 1 / 100,001 ≈ 1e-5.
 
 /// Enumerate every split up to this many; above it, draw [`MONTE_CARLO_DRAWS`] splits.
 pub const EXACT_SPLITS: u64 = 200_000;
