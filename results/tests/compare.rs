@@ -312,6 +312,37 @@ fn recorded(name: &str) -> RunResults {
 }
 
 #[test]
+fn recorded_runs_of_one_build_confirm_no_change() {
+    // The Chromium cells of report-close, private-ca-click-through and control-devtools-ignore
+    // from a full `--matrix all` run (schema 1, written before confirmation existed), and the
+    // same cells of the same build 15–45 minutes later (schema 2): first pass, then after
+    // `harness diff --confirm` measured its flagged cells again with 20 more trials.
+    let (first, second) = (recorded("aa-run-1"), recorded("aa-run-2"));
+    assert_eq!(first.schema_version, 1);
+    let d = diff(&first, &second);
+    assert_eq!(d.compared, 18);
+    assert!(!d.has_changes(), "{}", d.render());
+    assert_eq!(d.flagged().len(), 6, "{}", d.render());
+    // Among them the false alarm: control-devtools-ignore / openssl / TLS 1.3 revisit.
+    assert!(
+        d.flagged()
+            .iter()
+            .any(|k| k.scenario == "control-devtools-ignore" && k.backend == "openssl"),
+        "{}",
+        d.render()
+    );
+    let d = diff(&first, &recorded("aa-run-2-confirmed"));
+    assert!(!d.has_changes(), "{}", d.render());
+    assert!(d.flagged().is_empty(), "{}", d.render());
+    assert_eq!(d.tested.len(), 6, "{}", d.render());
+    assert!(
+        d.tested.iter().all(|t| t.verdict == Verdict::NotConfirmed),
+        "{}",
+        d.render()
+    );
+}
+
+#[test]
 fn recorded_ab_with_preconnects_off_is_confirmed_in_every_chromium_cell() {
     // report-close, Chromium, all backends, both TLS versions, both sides after
     // `harness diff --confirm --confirm-old --confirm-trials 10`.
