@@ -2,9 +2,10 @@
 //!
 //! Exit codes (also in `--help`): 0 every requested cell measured (or unsupported), no
 //! expectation broken, nothing changed against the baseline; 1 at least one cell is `error` or
-//! the run was interrupted; 2 bad input (scenario, name, flag, missing folder); 3 a cell changed
-//! against the baseline (`--baseline`, `diff`); 4 an expectation broke. When several apply, the
-//! lowest non-zero code wins: an incomplete run says so before anything it measured.
+//! the run was interrupted (or a `--confirm` cell could not be measured); 2 bad input (scenario,
+//! name, flag, missing folder); 3 a confirmed change against the baseline (`--baseline`,
+//! `diff`); 4 an expectation broke. When several apply, the lowest non-zero code wins, and the
+//! `outcomes` block printed at the end lists every one of them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,9 +43,11 @@ const EXIT_EXPECTATION: u8 = 4;
 ///   harness serve --backend mbedtls --tls 1.3   reproduce the report by hand
 ///   harness report results/runs/<run-id>        re-render a run
 ///   harness diff OLD NEW                        what changed between two runs
+///   harness diff OLD NEW --confirm              ... measuring flagged cells again first
 ///
 /// Exit codes: 0 all measured, nothing broken or changed; 1 a cell is `error` or the run was
-/// interrupted; 2 bad input; 3 a cell changed against the baseline; 4 an expectation broke.
+/// interrupted; 2 bad input; 3 a confirmed change against the baseline; 4 an expectation
+/// broke. Every outcome that applies is listed at the end, whatever the code.
 #[derive(Debug, Parser)]
 #[command(
     name = "harness",
