@@ -87,6 +87,7 @@ async fn harness_run(
         quiet: Duration::from_millis(quiet_ms),
         keep_profiles: false,
         server_port: None,
+        only: None,
     };
     let empty = RunResults {
         schema_version: SCHEMA_VERSION,

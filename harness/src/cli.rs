@@ -2,9 +2,10 @@
 //!
 //! Exit codes (also in `--help`): 0 every requested cell measured (or unsupported), no
 //! expectation broken, nothing changed against the baseline; 1 at least one cell is `error` or
-//! the run was interrupted; 2 bad input (scenario, name, flag, missing folder); 3 a cell changed
-//! against the baseline (`--baseline`, `diff`); 4 an expectation broke. When several apply, the
-//! lowest non-zero code wins: an incomplete run says so before anything it measured.
+//! the run was interrupted (or a `--confirm` cell could not be measured); 2 bad input (scenario,
+//! name, flag, missing folder); 3 a confirmed change against the baseline (`--baseline`,
+//! `diff`); 4 an expectation broke. When several apply, the lowest non-zero code wins, and the
+//! `outcomes` block printed at the end lists every one of them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,9 +43,11 @@ const EXIT_EXPECTATION: u8 = 4;
 ///   harness serve --backend mbedtls --tls 1.3   reproduce the report by hand
 ///   harness report results/runs/<run-id>        re-render a run
 ///   harness diff OLD NEW                        what changed between two runs
+///   harness diff OLD NEW --confirm              ... measuring flagged cells again first
 ///
 /// Exit codes: 0 all measured, nothing broken or changed; 1 a cell is `error` or the run was
-/// interrupted; 2 bad input; 3 a cell changed against the baseline; 4 an expectation broke.
+/// interrupted; 2 bad input; 3 a confirmed change against the baseline; 4 an expectation
+/// broke. Every outcome that applies is listed at the end, whatever the code.
 #[derive(Debug, Parser)]
 #[command(
     name = "harness",
@@ -71,14 +74,12 @@ enum Command {
         run_dir: PathBuf,
     },
     /// Compare two runs: changed, added and removed cells, and version changes. Exit 3 if a
-    /// cell changed. A cell changed when, for a headline step, the min–max ranges of retries no
-    /// longer overlap or the median moved by more than 1; or its status changed.
-    Diff {
-        /// The earlier run folder (or matrix.json).
-        old: PathBuf,
-        /// The later run folder (or matrix.json).
-        new: PathBuf,
-    },
+    /// cell changed. Per cell an exact permutation test on the trials; a cell is *flagged* when
+    /// a median moved by at least one handshake and p ≤ 0.4, and *changed* only when, measured
+    /// again (`--confirm`), the move holds and Holm's procedure over every cell compared
+    /// rejects at 0.05. A status change (measured ↔ error ↔ unsupported, page ↔ no page) is a
+    /// change. Prints each flagged cell's trial values and p-value.
+    Diff(DiffArgs),
     /// Combine slices of one matrix run on different machines into one run folder.
     Merge {
         /// Run folders (or matrix.json files) to combine.
@@ -97,6 +98,46 @@ enum Command {
         #[arg(long)]
         html: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+struct DiffArgs {
+    /// The earlier run folder (or matrix.json): the accepted baseline.
+    old: PathBuf,
+    /// The later run folder (or matrix.json).
+    new: PathBuf,
+    /// Measure the flagged cells of NEW again (NEW's folder gets the trials) and diff with all
+    /// trials; only confirmed changes exit 3. Needs the browsers (and, for NEW's build, the
+    /// same binary flags as NEW's run).
+    #[arg(long)]
+    confirm: bool,
+    /// Trials per flagged cell and side when confirming.
+    #[arg(long, default_value_t = crate::confirm::DEFAULT_CONFIRM_TRIALS)]
+    confirm_trials: u32,
+    /// Both builds are available: measure OLD's flagged cells again too (OLD's folder gets the
+    /// trials), with `--old-scenarios` and `--old-chromium-binary`/`--old-chromedriver`.
+    #[arg(long, requires = "confirm")]
+    confirm_old: bool,
+    /// Folder of scenario files for NEW's confirmation.
+    #[arg(long, default_value = "scenarios")]
+    scenarios: PathBuf,
+    /// Folder of scenario files for OLD's confirmation (default: `--scenarios`).
+    #[arg(long, requires = "confirm_old")]
+    old_scenarios: Option<PathBuf>,
+    /// OLD's Chromium (default: NEW's).
+    #[arg(long, requires = "confirm_old")]
+    old_chromium_binary: Option<PathBuf>,
+    /// OLD's chromedriver (default: NEW's).
+    #[arg(long, requires = "confirm_old")]
+    old_chromedriver: Option<PathBuf>,
+    /// Trials run at once when confirming.
+    #[arg(long, default_value_t = default_jobs())]
+    jobs: usize,
+    /// A step is settled once no new connection arrived for this many milliseconds.
+    #[arg(long, default_value_t = 500)]
+    quiet_ms: u64,
+    #[command(flatten)]
+    binaries: BinaryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -194,9 +235,17 @@ struct RunArgs {
     /// (needs `--jobs 1`). A port another program holds makes those trials `error`.
     #[arg(long, value_name = "PORT")]
     server_port: Option<u16>,
-    /// Compare the finished run with this earlier run (folder or matrix.json); exit 3 on change.
+    /// Compare the finished run with this earlier run (folder or matrix.json): the accepted
+    /// baseline. Exit 3 on a confirmed change (see `harness diff --help`).
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// With `--baseline`: measure the cells the comparison flags again with more trials
+    /// (added to this run as confirmation trials) before the verdict.
+    #[arg(long, requires = "baseline")]
+    confirm: bool,
+    /// Trials per flagged cell when confirming.
+    #[arg(long, default_value_t = crate::confirm::DEFAULT_CONFIRM_TRIALS)]
+    confirm_trials: u32,
     #[command(flatten)]
     binaries: BinaryArgs,
 }
@@ -261,7 +310,7 @@ pub fn main() -> ExitCode {
             Some(Command::List(args)) => list(args),
             Some(Command::Serve(args)) => serve(args).await,
             Some(Command::Report { run_dir }) => report(&run_dir),
-            Some(Command::Diff { old, new }) => diff_runs(&old, &new),
+            Some(Command::Diff(args)) => diff_runs(args).await,
             Some(Command::Merge { runs, out }) => merge_runs(&runs, &out),
             Some(Command::History { runs, html }) => history(&runs, html.as_deref()),
             None => run_matrix(cli.run).await,
@@ -423,6 +472,7 @@ async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
         quiet: Duration::from_millis(args.quiet_ms),
         keep_profiles: args.keep_profiles,
         server_port: args.server_port,
+        only: None,
     };
     if args.server_port.is_some() && plan.jobs > 1 {
         return Err(usage(anyhow::anyhow!(
@@ -507,16 +557,32 @@ async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
         return Ok(EXIT_INCOMPLETE);
     }
     println!("results: {}", out.display());
-    let changed = baseline.map(|b| {
-        let d = results::diff(&b, &results);
-        println!(
-            "against the baseline:
-{}",
-            d.render()
-        );
-        d.has_changes()
-    });
-    Ok(exit_code(&results, changed.unwrap_or(false)))
+    let mut problems = Vec::new();
+    let d = match baseline {
+        Some(mut b) if args.confirm => {
+            let side = crate::confirm::Side {
+                dir: out.clone(),
+                scenarios: load_scenarios(&args.scenarios)?,
+                binaries: binaries.clone(),
+            };
+            let settings = crate::confirm::Settings {
+                trials: args.confirm_trials.max(1),
+                jobs: args.jobs.max(1),
+                quiet: Duration::from_millis(args.quiet_ms),
+                rule: results::Rule::default(),
+            };
+            let c = crate::confirm::confirm(&mut b, None, &mut results, &side, &settings).await;
+            problems = c.problems;
+            Some(c.diff)
+        }
+        Some(b) => Some(results::diff(&b, &results)),
+        None => None,
+    };
+    if let Some(d) = &d {
+        println!("against the baseline:\n{}", d.render());
+        write_comparison(d, args.baseline.as_deref().unwrap_or(Path::new("")), &out);
+    }
+    Ok(report_outcomes(&results, d.as_ref(), &problems))
 }
 
 async fn shutdown_signal() {
@@ -671,11 +737,11 @@ fn report(run_dir: &Path) -> Result<u8, Failure> {
             results.cells_requested
         );
     }
-    Ok(exit_code(&results, false))
+    Ok(exit_code(&results, false, false))
 }
 
-fn exit_code(results: &RunResults, changed: bool) -> u8 {
-    if !results.complete() {
+fn exit_code(results: &RunResults, changed: bool, failed: bool) -> u8 {
+    if !results.complete() || failed {
         EXIT_INCOMPLETE
     } else if !results.broken_expectations().is_empty() {
         EXIT_EXPECTATION
@@ -693,11 +759,155 @@ fn read_run(path: &Path) -> Result<RunResults, Failure> {
     RunResults::read(path).map_err(usage)
 }
 
-fn diff_runs(old: &Path, new: &Path) -> Result<u8, Failure> {
-    let (old, new) = (read_run(old)?, read_run(new)?);
-    let d = results::diff(&old, &new);
+async fn diff_runs(args: DiffArgs) -> Result<u8, Failure> {
+    let (mut old, mut new) = (read_run(&args.old)?, read_run(&args.new)?);
+    let mut problems = Vec::new();
+    let d = if args.confirm {
+        let folder = |p: &Path| {
+            if p.is_dir() {
+                p.to_owned()
+            } else {
+                p.parent().unwrap_or(Path::new(".")).to_owned()
+            }
+        };
+        let settings = crate::confirm::Settings {
+            trials: args.confirm_trials.max(1),
+            jobs: args.jobs.max(1),
+            quiet: Duration::from_millis(args.quiet_ms),
+            rule: results::Rule::default(),
+        };
+        let new_side = crate::confirm::Side {
+            dir: folder(&args.new),
+            scenarios: load_scenarios(&args.scenarios)?,
+            binaries: resolve_binaries(&args.binaries),
+        };
+        let old_side = if args.confirm_old {
+            let mut b = args.binaries.clone();
+            if args.old_chromium_binary.is_some() {
+                b.chromium_binary = args.old_chromium_binary.clone();
+            }
+            if args.old_chromedriver.is_some() {
+                b.chromedriver = args.old_chromedriver.clone();
+            }
+            Some(crate::confirm::Side {
+                dir: folder(&args.old),
+                scenarios: load_scenarios(
+                    args.old_scenarios.as_deref().unwrap_or(&args.scenarios),
+                )?,
+                binaries: resolve_binaries(&b),
+            })
+        } else {
+            None
+        };
+        let c =
+            crate::confirm::confirm(&mut old, old_side.as_ref(), &mut new, &new_side, &settings)
+                .await;
+        problems = c.problems;
+        c.diff
+    } else {
+        results::diff(&old, &new)
+    };
     print!("{}", d.render());
-    Ok(if d.has_changes() { EXIT_CHANGED } else { 0 })
+    if args.new.is_dir() {
+        write_comparison(&d, &args.old, &args.new);
+    }
+    Ok(report_outcomes(&new, Some(&d), &problems))
+}
+
+/// Writes `comparison.html` into the new run's folder (next to its `matrix.html`).
+fn write_comparison(d: &results::Diff, old: &Path, new_dir: &Path) {
+    let page = d.render_html(&old.display().to_string(), &new_dir.display().to_string());
+    match results::write_atomically(&new_dir.join("comparison.html"), page.as_bytes()) {
+        Ok(()) => println!("comparison: {}", new_dir.join("comparison.html").display()),
+        Err(e) => eprintln!("warning: could not write comparison.html: {e}"),
+    }
+}
+
+/// Prints every outcome that applies — whatever the single exit code says — as `outcome:` lines
+/// (and as GitHub annotations under GitHub Actions), then returns the exit code.
+fn report_outcomes(results: &RunResults, diff: Option<&results::Diff>, problems: &[String]) -> u8 {
+    let mut lines: Vec<(&str, String)> = Vec::new();
+    if results.cells.len() < results.cells_requested {
+        lines.push((
+            "incomplete",
+            format!(
+                "{} of {} requested cells are in the run",
+                results.cells.len(),
+                results.cells_requested
+            ),
+        ));
+    }
+    for c in &results.cells {
+        if let results::CellStatus::Error { reason, .. } = &c.status {
+            lines.push(("error", format!("{}: {reason}", c.key)));
+        }
+    }
+    for p in problems {
+        lines.push(("error", p.clone()));
+    }
+    for c in results.broken_expectations() {
+        for e in c.expectations.iter().filter(|e| e.broken.is_some()) {
+            lines.push((
+                "expectation broken",
+                format!(
+                    "{}: {} ({}): {}",
+                    c.key,
+                    e.rule,
+                    e.reason,
+                    e.broken.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    if let Some(d) = diff {
+        for c in &d.changed {
+            lines.push(("changed", format!("{}: {}", c.key, c.what)));
+        }
+        for k in &d.added {
+            lines.push(("added", k.to_string()));
+        }
+        for k in &d.removed {
+            lines.push(("removed", k.to_string()));
+        }
+        for t in &d.tested {
+            match t.verdict {
+                results::Verdict::Flagged => lines.push((
+                    "flagged, not confirmed",
+                    format!(
+                        "{} (p = {:.3e}; measure again with --confirm)",
+                        t.key, t.test.p
+                    ),
+                )),
+                results::Verdict::NotConfirmed => lines.push((
+                    "not confirmed (noise)",
+                    format!("{} (p = {:.3e})", t.key, t.test.p),
+                )),
+                results::Verdict::Confirmed => {}
+            }
+        }
+    }
+    let code = exit_code(
+        results,
+        diff.is_some_and(results::Diff::has_changes),
+        !problems.is_empty(),
+    );
+    println!("outcomes (exit {code}):");
+    if lines.is_empty() {
+        println!("  none: every requested cell measured or unsupported, nothing changed or broken");
+    }
+    let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+    for (kind, text) in &lines {
+        println!("  {kind}: {text}");
+        if github {
+            let level = if kind.starts_with("flagged") || kind.starts_with("not confirmed") {
+                "notice"
+            } else {
+                "error"
+            };
+            println!("::{level} title=handshake-matrix {kind}::{text}");
+        }
+    }
+    code
 }
 
 fn merge_runs(runs: &[PathBuf], out: &Path) -> Result<u8, Failure> {
@@ -719,7 +929,7 @@ fn merge_runs(runs: &[PathBuf], out: &Path) -> Result<u8, Failure> {
     results::write_all(&merged, out).context("writing the merged run")?;
     println!("{}", results::render(&merged, Format::Terminal));
     println!("merged {} runs into {}", runs.len(), out.display());
-    Ok(exit_code(&merged, false))
+    Ok(exit_code(&merged, false, false))
 }
 
 /// Run folders in `paths`: each a run folder, or a folder whose subfolders are run folders.

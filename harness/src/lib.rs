@@ -6,10 +6,12 @@
 //! - [`browser`] drives Chromium and Firefox through WebDriver, with every trust mode;
 //! - [`runner`] turns scenarios into cells and trials, runs them in parallel, and attributes
 //!   the server's connection records to steps;
+//! - [`confirm`] measures the cells a diff flags again (`--confirm`);
 //! - [`cli`] is the command line.
 
 pub mod browser;
 pub mod cli;
+pub mod confirm;
 pub mod netlog;
 pub mod process;
 pub mod progress;

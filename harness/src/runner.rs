@@ -50,6 +50,8 @@ pub struct RunPlan {
     pub keep_profiles: bool,
     /// Serve every trial on this loopback port (for packet captures); `None`: a free one.
     pub server_port: Option<u16>,
+    /// Only these cells (`--confirm` measures the flagged cells again); `None`: every cell.
+    pub only: Option<std::collections::BTreeSet<CellKey>>,
 }
 
 /// One cell to run.
@@ -101,13 +103,17 @@ pub fn cells(plan: &RunPlan) -> Vec<Cell> {
                         continue;
                     }
                     let repeat = plan.repeat.unwrap_or(s.file.repeat);
-                    cells.push(Cell {
+                    let cell = Cell {
                         scenario: s.clone(),
                         backend,
                         browser,
                         tls,
                         repeat,
-                    });
+                    };
+                    if plan.only.as_ref().is_some_and(|o| !o.contains(&cell.key())) {
+                        continue;
+                    }
+                    cells.push(cell);
                 }
             }
         }
@@ -323,6 +329,7 @@ async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> TrialResult {
         wall_ms: 0,
         browser_peak_rss_kib: None,
         client_log: None,
+        confirmation: false,
     };
     // A hung browser must not hang the run: bound the whole trial.
     let budget =

@@ -65,6 +65,7 @@ fn run_matrix_on(sel: Selection, tls: Vec<TlsVersion>) -> (RunResults, tempfile:
         quiet: Duration::from_millis(500),
         keep_profiles: false,
         server_port: None,
+        only: None,
     };
     let results = RunResults {
         schema_version: SCHEMA_VERSION,

@@ -185,7 +185,8 @@ fn the_workflows_pass_actionlint_and_run_the_documented_commands() {
                 "cargo run -p harness -- --matrix \"$HM_SCENARIOS\"",
                 "HM_SCENARIOS: ${{ inputs.scenarios || 'all' }}",
                 "cargo run -p harness -- merge",
-                "cargo run -p harness -- diff",
+                "cargo run -p harness -- diff baseline results/runs/nightly --confirm",
+                "name: accepted-baseline",
             ][..],
         ),
         (
@@ -217,4 +218,73 @@ fn the_workflows_pass_actionlint_and_run_the_documented_commands() {
     ] {
         assert!(readme.contains(command), "the README documents `{command}`");
     }
+}
+
+/// A recorded run of `results/tests/fixtures`.
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../results/tests/fixtures")
+        .join(format!("{name}.json"))
+        .display()
+        .to_string()
+}
+
+#[test]
+fn diff_exits_3_only_on_confirmed_changes_and_lists_every_outcome() {
+    // Recorded A/A after confirmation: noise only, exit 0.
+    let o = harness(&["diff", &fixture("aa-run-1"), &fixture("aa-run-2-confirmed")]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert_eq!(out.matches("  not confirmed (noise): ").count(), 6, "{out}");
+    // The same A/A before confirmation: flagged, still exit 0.
+    let o = harness(&["diff", &fixture("aa-run-1"), &fixture("aa-run-2")]);
+    assert_eq!(o.status.code(), Some(0));
+    // Recorded A/B: six confirmed changes, exit 3, each also a GitHub annotation.
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args([
+            "diff",
+            &fixture("ab-old-confirmed"),
+            &fixture("ab-new-confirmed"),
+        ])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert_eq!(
+        out.matches("::error title=handshake-matrix changed::")
+            .count(),
+        6,
+        "{out}"
+    );
+    // A cell in error and confirmed changes: exit 1, and both are listed.
+    let mut new = results::RunResults::read(Path::new(&fixture("ab-new-confirmed"))).unwrap();
+    let mut old = results::RunResults::read(Path::new(&fixture("ab-old-confirmed"))).unwrap();
+    let mut broken = new.cells[0].clone();
+    broken.key.scenario = "report-keep-alive".into();
+    broken.status = results::CellStatus::Error {
+        reason: "trial 2: chromedriver did not start".into(),
+        log: None,
+    };
+    broken.headline.clear();
+    old.cells.push(broken.clone());
+    new.cells.push(broken);
+    new.cells_requested += 1;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, run) in [("old.json", &old), ("new.json", &new)] {
+        std::fs::write(dir.path().join(name), serde_json::to_string(run).unwrap()).unwrap();
+    }
+    let o = harness(&[
+        "diff",
+        dir.path().join("old.json").to_str().unwrap(),
+        dir.path().join("new.json").to_str().unwrap(),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("outcomes (exit 1):"), "{out}");
+    assert!(
+        out.contains("  error: report-keep-alive / rustls / chromium / TLS 1.2: trial 2: chromedriver did not start"),
+        "{out}"
+    );
+    assert_eq!(out.matches("\n  changed: report-close").count(), 6, "{out}");
 }

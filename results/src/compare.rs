@@ -1,20 +1,62 @@
 //! Comparing two runs (`harness diff`, `--baseline`), merging slices (`harness merge`) and the
 //! history of many runs (`harness history`).
 //!
-//! **The change rule.** Trials of one cell spread (Chromium's preconnect races make a cell read
-//! `3 (2–4)`), so a nightly must not flag that spread as a change. A measured cell is *changed*
-//! when, for some headline step, the old and new min–max ranges of retries do not overlap, or
-//! the median moved by more than 1. A cell whose status changed (measured ↔ error ↔
-//! unsupported), or whose headline steps differ (a page no longer shown), is changed too.
-//! Cells only in the new run are *added*, only in the old run *removed*. Browser, driver and
-//! library version changes are listed; they are the likely cause, not a change by themselves.
+//! **The change rule** (README, "How a change is decided"). Trials of one cell spread
+//! (Chromium's preconnect races make a cell read `3 (2–4)`), and with three trials a side two
+//! summaries of one build often look different by chance. So the rule works on the trials:
+//!
+//! * Per measured cell, every trial is a vector: for each headline step its retries (its failed
+//!   handshakes when the step showed no page) and its failed handshakes. The two sides are
+//!   compared with an exact two-sided permutation test ([`crate::stats`]) whose statistic is the
+//!   largest difference of component means — one test, one p-value per cell.
+//! * **Effect floor**: some component's median must move by at least [`Rule::min_effect`] (one
+//!   handshake).
+//! * **Screening** (first pass): floor and p ≤ [`Rule::screen_alpha`], uncorrected. A screened
+//!   cell is only *flagged*: it is a candidate to measure again (`--confirm`), never a failure.
+//! * **Confirmation**: a cell is *changed* when the floor holds and Holm's procedure over every
+//!   cell compared (family size `m`, the cells measured on both sides) rejects at
+//!   [`Rule::alpha`], with the p-value of all trials (first pass and confirmation). Cells that
+//!   were not measured again enter Holm with p = 1. So the chance that a diff of two runs of one
+//!   build reports any confirmed change is at most `alpha`, given exchangeable trials: Holm on
+//!   the p-values every cell would have with its confirmation trials bounds it under any
+//!   dependence, and counting the cells not measured again as p = 1 can only remove rejections.
+//!   A flagged cell whose confirmation does not confirm is *not confirmed (noise)*.
+//! * A cell whose status changed (measured ↔ error ↔ unsupported), or whose headline steps
+//!   differ, or a step that shows the page on one side and on no trial of the other, is changed
+//!   without a test. Cells only in the new run are *added*, only in the old run *removed*.
+//!   Browser, driver and library version changes are listed; they are the likely cause, not a
+//!   change by themselves.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::stats::{Permutation, holm, holm_first_threshold, median, permutation_test};
 use crate::{CellKey, CellResult, CellStatus, Environment, RunResults, Spread};
 
-/// One changed cell.
+/// The parameters of the change rule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rule {
+    /// Family-wise error bound of a whole diff: P(any confirmed change between two runs of one
+    /// build) ≤ `alpha`.
+    pub alpha: f64,
+    /// Uncorrected p-value below which a cell (that also passes the floor) is flagged for
+    /// confirmation. A cost knob (how many cells are measured again), not part of the bound.
+    pub screen_alpha: f64,
+    /// The smallest move of a median, in handshakes, that counts.
+    pub min_effect: f64,
+}
+
+impl Default for Rule {
+    fn default() -> Self {
+        Self {
+            alpha: 0.05,
+            screen_alpha: 0.4,
+            min_effect: 1.0,
+        }
+    }
+}
+
+/// A status change, or a confirmed change of counts, of one cell.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CellChange {
     /// Which cell.
@@ -23,11 +65,72 @@ pub struct CellChange {
     pub what: String,
 }
 
+/// One compared quantity of a cell: its per-trial values on both sides.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Component {
+    /// e.g. `proceed (step 2) retries`.
+    pub label: String,
+    /// Old side, one value per trial, first-pass trials first.
+    pub old: Vec<u32>,
+    /// How many of `old` are first-pass trials (the rest are confirmation trials).
+    pub old_first_pass: usize,
+    /// New side, as `old`.
+    pub new: Vec<u32>,
+    /// How many of `new` are first-pass trials.
+    pub new_first_pass: usize,
+}
+
+impl Component {
+    /// |median(new) − median(old)|.
+    pub fn effect(&self) -> f64 {
+        match (median(&self.old), median(&self.new)) {
+            (Some(a), Some(b)) => (b - a).abs(),
+            _ => 0.0,
+        }
+    }
+}
+
+/// What the rule says about a cell whose counts were tested.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Floor met and Holm rejects: a real change (exit 3).
+    Confirmed,
+    /// Screened on the first pass, not (yet) measured again: run the confirmation.
+    Flagged,
+    /// Screened, measured again, and not confirmed: noise.
+    NotConfirmed,
+}
+
+/// The test of one cell's counts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellTest {
+    /// Which cell.
+    pub key: CellKey,
+    /// Per headline step and quantity, the trial values.
+    pub components: Vec<Component>,
+    /// The permutation test over all trials.
+    pub test: Permutation,
+    /// The largest move of a median, handshakes.
+    pub effect: f64,
+    /// The threshold Holm applied to this cell's p-value (α / (m − rank)); for a cell not yet
+    /// measured again, the first threshold α / m it would have to meet.
+    pub holm_threshold: f64,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
 /// The differences between two runs.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Diff {
-    /// Cells whose result changed under the rule above.
+    /// Confirmed changes and status changes: these fail a nightly (exit 3).
     pub changed: Vec<CellChange>,
+    /// Every cell the rule looked at more closely: confirmed, flagged, or not confirmed.
+    pub tested: Vec<CellTest>,
+    /// Cells compared by the test (measured on both sides with the same headline steps): the
+    /// family size of Holm's procedure.
+    pub compared: usize,
+    /// The rule used.
+    pub rule: Option<Rule>,
     /// Cells only in the new run.
     pub added: Vec<CellKey>,
     /// Cells only in the old run.
@@ -37,19 +140,41 @@ pub struct Diff {
 }
 
 impl Diff {
-    /// Whether any cell changed, appeared or disappeared.
+    /// Whether any cell changed (confirmed or by status), appeared or disappeared.
     pub fn has_changes(&self) -> bool {
         !(self.changed.is_empty() && self.added.is_empty() && self.removed.is_empty())
     }
 
-    /// A report for people.
+    /// Cells flagged on the first pass that still need confirmation.
+    pub fn flagged(&self) -> Vec<&CellKey> {
+        self.tested
+            .iter()
+            .filter(|t| t.verdict == Verdict::Flagged)
+            .map(|t| &t.key)
+            .collect()
+    }
+
+    /// A report for people: every changed cell, then every flagged or unconfirmed cell with its
+    /// trial values and the test's verdict.
     pub fn render(&self) -> String {
         let mut s = String::new();
         if !self.has_changes() {
-            s += "no cell changed (within the spread seen across repeats)\n";
+            s += "no cell changed\n";
         }
         for c in &self.changed {
             let _ = writeln!(s, "changed: {}: {}", c.key, c.what);
+            if let Some(t) = self.tested.iter().find(|t| t.key == c.key) {
+                render_test(&mut s, t);
+            }
+        }
+        for t in &self.tested {
+            let word = match t.verdict {
+                Verdict::Confirmed => continue,
+                Verdict::Flagged => "flagged, not confirmed (measure again: --confirm)",
+                Verdict::NotConfirmed => "not confirmed (noise)",
+            };
+            let _ = writeln!(s, "{word}: {}: {}", t.key, moves(t));
+            render_test(&mut s, t);
         }
         for k in &self.added {
             let _ = writeln!(s, "added:   {k}");
@@ -60,8 +185,147 @@ impl Diff {
         for v in &self.versions {
             let _ = writeln!(s, "version: {v}");
         }
+        if let Some(rule) = self.rule {
+            let _ = writeln!(
+                s,
+                "rule: {} cells compared; changed = median moved ≥ {} handshake and Holm over {} cells at α = {} (P(any false change in this diff) ≤ {}, given exchangeable trials); flagged = floor and p ≤ {} uncorrected",
+                self.compared,
+                rule.min_effect,
+                self.compared,
+                rule.alpha,
+                rule.alpha,
+                rule.screen_alpha
+            );
+        }
         s
     }
+}
+
+impl Diff {
+    /// The same report as [`Diff::render`] as a self-contained page (`comparison.html` next to
+    /// the new run's `matrix.html`): one table per tested cell with every trial value of both
+    /// sides (confirmation trials marked) and the test's verdict.
+    pub fn render_html(&self, old_label: &str, new_label: &str) -> String {
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        let mut h = String::from(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>handshake-matrix comparison</title>\
+             <style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin:.5em 0 1.5em}\
+             td,th{border:1px solid #bbb;padding:3px 6px;text-align:left}.c{background:#ffd2a0}\
+             .n{background:#e8f0e0}.f{background:#fff6c0}i{color:#777}</style></head><body>",
+        );
+        let _ = write!(
+            h,
+            "<h1>Comparison</h1><p>old: <code>{}</code><br>new: <code>{}</code></p>",
+            esc(old_label),
+            esc(new_label)
+        );
+        let _ = write!(h, "<pre>{}</pre>", esc(&self.render()));
+        for t in &self.tested {
+            let (class, word) = match t.verdict {
+                Verdict::Confirmed => ("c", "changed (confirmed)"),
+                Verdict::Flagged => ("f", "flagged, not confirmed"),
+                Verdict::NotConfirmed => ("n", "not confirmed (noise)"),
+            };
+            let _ = write!(
+                h,
+                "<h2 class=\"{class}\">{word}: {}</h2><p>p = {:.3e} ({}), Holm threshold {:.3e}, largest median move {}</p>\
+                 <table><tr><th>quantity</th><th>old trials</th><th>old median</th><th>new trials</th><th>new median</th></tr>",
+                esc(&t.key.to_string()),
+                t.test.p,
+                t.test.method,
+                t.holm_threshold,
+                t.effect
+            );
+            for c in &t.components {
+                let cells = |v: &[u32], first: usize| {
+                    v.iter()
+                        .enumerate()
+                        .map(|(i, x)| {
+                            if i >= first {
+                                format!("<i>{x}</i>")
+                            } else {
+                                x.to_string()
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                let _ = write!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&c.label),
+                    cells(&c.old, c.old_first_pass),
+                    median_text(&c.old),
+                    cells(&c.new, c.new_first_pass),
+                    median_text(&c.new)
+                );
+            }
+            h += "</table>";
+        }
+        h += "<p><i>Italic</i>: confirmation trials. The rule and its bound: README, \"How a change is decided\".</p></body></html>\n";
+        h
+    }
+}
+
+fn values_text(v: &[u32], first_pass: usize) -> String {
+    let join = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
+    if first_pass >= v.len() {
+        join(v)
+    } else {
+        format!("{} + {}", join(&v[..first_pass]), join(&v[first_pass..]))
+    }
+}
+
+fn median_text(v: &[u32]) -> String {
+    median(v).map(|m| format!("{m}")).unwrap_or("-".into())
+}
+
+/// `proceed (step 2) retries 3 → 1; …` for the components whose median moved.
+fn moves(t: &CellTest) -> String {
+    let parts: Vec<String> = t
+        .components
+        .iter()
+        .filter(|c| c.effect() > 0.0)
+        .map(|c| {
+            format!(
+                "{} median {} → {}",
+                c.label,
+                median_text(&c.old),
+                median_text(&c.new)
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        "no median moved".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+fn render_test(s: &mut String, t: &CellTest) {
+    for c in &t.components {
+        let _ = writeln!(
+            s,
+            "    {:<36} old {:<24} new {}",
+            c.label,
+            values_text(&c.old, c.old_first_pass),
+            values_text(&c.new, c.new_first_pass)
+        );
+    }
+    let verdict = match t.verdict {
+        Verdict::Confirmed => "confirmed",
+        Verdict::Flagged => "needs confirmation",
+        Verdict::NotConfirmed => "not confirmed",
+    };
+    let _ = writeln!(
+        s,
+        "    test: p = {:.3e} ({}), Holm threshold {:.3e}, largest median move {} → {verdict}",
+        t.test.p, t.test.method, t.holm_threshold, t.effect
+    );
 }
 
 fn status_word(s: &CellStatus) -> &'static str {
@@ -76,8 +340,8 @@ fn spread_text(s: Option<Spread>) -> String {
     s.map(|s| s.to_string()).unwrap_or_else(|| "no page".into())
 }
 
-/// Why `new` differs from `old` under the change rule, or `None`.
-fn cell_change(old: &CellResult, new: &CellResult) -> Option<String> {
+/// Why `new` differs from `old` in status (not counts), or `None`.
+fn status_change(old: &CellResult, new: &CellResult) -> Option<String> {
     if status_word(&old.status) != status_word(&new.status) {
         return Some(format!(
             "{} → {}",
@@ -110,12 +374,7 @@ fn cell_change(old: &CellResult, new: &CellResult) -> Option<String> {
     }
     let mut reasons = Vec::new();
     for (o, n) in old.headline.iter().zip(&new.headline) {
-        let moved = match (o.retries, n.retries) {
-            (Some(a), Some(b)) => a.max < b.min || b.max < a.min || a.median.abs_diff(b.median) > 1,
-            (None, None) => false,
-            _ => true,
-        };
-        if moved {
+        if o.retries.is_some() != n.retries.is_some() {
             reasons.push(format!(
                 "{} (step {}) retries {} → {}",
                 o.action,
@@ -126,6 +385,169 @@ fn cell_change(old: &CellResult, new: &CellResult) -> Option<String> {
         }
     }
     (!reasons.is_empty()).then(|| reasons.join("; "))
+}
+
+/// The per-trial values of a measured cell: per headline step, retries (failed handshakes when
+/// the step showed no page in that trial) and failed handshakes. Trials that did not run are
+/// left out. Returns the components (labels, values) and the number of first-pass trials.
+fn trial_vectors(c: &CellResult) -> (Vec<String>, Vec<Vec<u32>>, usize) {
+    let labels = c
+        .headline
+        .iter()
+        .flat_map(|h| {
+            [
+                format!("{} (step {}) retries", h.action, h.step + 1),
+                format!("{} (step {}) failed", h.action, h.step + 1),
+            ]
+        })
+        .collect();
+    let mut trials: Vec<&crate::TrialResult> =
+        c.trials.iter().filter(|t| t.error.is_none()).collect();
+    // First-pass trials first, whatever order the file keeps them in.
+    trials.sort_by_key(|t| (t.confirmation, t.index));
+    let first_pass = trials.iter().filter(|t| !t.confirmation).count();
+    let vectors = trials
+        .iter()
+        .filter_map(|t| {
+            c.headline
+                .iter()
+                .map(|h| {
+                    let s = t.steps.get(h.step)?;
+                    let retries = s
+                        .retries
+                        .filter(|_| s.page_shown)
+                        .unwrap_or(s.failed_handshakes);
+                    Some([retries, s.failed_handshakes])
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(|v| v.concat())
+        })
+        .collect();
+    (labels, vectors, first_pass)
+}
+
+fn count_test(key: &CellKey, old: &CellResult, new: &CellResult) -> Option<CellTest> {
+    let (labels, a, a_first) = trial_vectors(old);
+    let (_, b, b_first) = trial_vectors(new);
+    if a.is_empty() || b.is_empty() || labels.is_empty() {
+        return None;
+    }
+    let components: Vec<Component> = labels
+        .iter()
+        .enumerate()
+        .map(|(d, label)| Component {
+            label: label.clone(),
+            old: a.iter().map(|t| t[d]).collect(),
+            old_first_pass: a_first.min(a.len()),
+            new: b.iter().map(|t| t[d]).collect(),
+            new_first_pass: b_first.min(b.len()),
+        })
+        .collect();
+    let effect = components.iter().map(Component::effect).fold(0.0, f64::max);
+    Some(CellTest {
+        key: key.clone(),
+        components,
+        test: permutation_test(&a, &b),
+        effect,
+        holm_threshold: 0.0,
+        verdict: Verdict::Flagged,
+    })
+}
+
+/// Compares `new` against `old` under the default [`Rule`].
+pub fn diff(old: &RunResults, new: &RunResults) -> Diff {
+    diff_with(old, new, Rule::default())
+}
+
+/// Compares `new` against `old` under `rule`.
+pub fn diff_with(old: &RunResults, new: &RunResults, rule: Rule) -> Diff {
+    let old_cells: BTreeMap<&CellKey, &CellResult> =
+        old.cells.iter().map(|c| (&c.key, c)).collect();
+    let new_cells: BTreeMap<&CellKey, &CellResult> =
+        new.cells.iter().map(|c| (&c.key, c)).collect();
+    let mut d = Diff {
+        versions: version_changes(&old.environment, &new.environment),
+        rule: Some(rule),
+        ..Diff::default()
+    };
+    let mut tests = Vec::new();
+    for (key, n) in &new_cells {
+        match old_cells.get(key) {
+            Some(o) => {
+                if let Some(what) = status_change(o, n) {
+                    d.changed.push(CellChange {
+                        key: (*key).clone(),
+                        what,
+                    });
+                } else if n.status == CellStatus::Measured
+                    && let Some(t) = count_test(key, o, n)
+                {
+                    tests.push(t);
+                }
+            }
+            None => d.added.push((*key).clone()),
+        }
+    }
+    d.compared = tests.len();
+    // A cell enters Holm with its p-value only once it was measured again (it has confirmation
+    // trials on a side); every other cell counts as p = 1. See the module documentation.
+    let confirmed_data = |t: &CellTest| {
+        t.components
+            .iter()
+            .any(|c| c.old.len() > c.old_first_pass || c.new.len() > c.new_first_pass)
+    };
+    let floor = |t: &CellTest| t.effect >= rule.min_effect - 1e-9;
+    let candidates: Vec<usize> = (0..tests.len())
+        .filter(|&i| confirmed_data(&tests[i]) && floor(&tests[i]))
+        .collect();
+    let p: Vec<f64> = candidates.iter().map(|&i| tests[i].test.p).collect();
+    let rejected = holm(&p, d.compared, rule.alpha);
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&i, &j| p[i].total_cmp(&p[j]));
+    for (rank, &j) in order.iter().enumerate() {
+        let t = &mut tests[candidates[j]];
+        t.holm_threshold = rule.alpha / (d.compared - rank) as f64;
+        t.verdict = if rejected[j] {
+            Verdict::Confirmed
+        } else {
+            Verdict::NotConfirmed
+        };
+    }
+    for t in tests {
+        let measured_again = confirmed_data(&t);
+        let screened = floor(&t) && t.test.p <= rule.screen_alpha;
+        match (measured_again, t.verdict) {
+            (true, Verdict::Confirmed) => {
+                d.changed.push(CellChange {
+                    key: t.key.clone(),
+                    what: format!("{} (confirmed, p = {:.3e})", moves(&t), t.test.p),
+                });
+                d.tested.push(t);
+            }
+            (true, _) => {
+                let mut t = t;
+                t.verdict = Verdict::NotConfirmed;
+                if t.holm_threshold == 0.0 {
+                    t.holm_threshold = holm_first_threshold(d.compared, rule.alpha);
+                }
+                d.tested.push(t);
+            }
+            (false, _) if screened => {
+                let mut t = t;
+                t.verdict = Verdict::Flagged;
+                t.holm_threshold = holm_first_threshold(d.compared, rule.alpha);
+                d.tested.push(t);
+            }
+            (false, _) => {}
+        }
+    }
+    d.changed.sort_by(|a, b| a.key.cmp(&b.key));
+    d.removed = old_cells
+        .keys()
+        .filter(|k| !new_cells.contains_key(*k))
+        .map(|k| (*k).clone())
+        .collect();
+    d
 }
 
 fn version_changes(old: &Environment, new: &Environment) -> Vec<String> {
@@ -168,37 +590,6 @@ fn version_changes(old: &Environment, new: &Environment) -> Vec<String> {
         }
     }
     out
-}
-
-/// Compares `new` against `old`.
-pub fn diff(old: &RunResults, new: &RunResults) -> Diff {
-    let old_cells: BTreeMap<&CellKey, &CellResult> =
-        old.cells.iter().map(|c| (&c.key, c)).collect();
-    let new_cells: BTreeMap<&CellKey, &CellResult> =
-        new.cells.iter().map(|c| (&c.key, c)).collect();
-    let mut d = Diff {
-        versions: version_changes(&old.environment, &new.environment),
-        ..Diff::default()
-    };
-    for (key, n) in &new_cells {
-        match old_cells.get(key) {
-            Some(o) => {
-                if let Some(what) = cell_change(o, n) {
-                    d.changed.push(CellChange {
-                        key: (*key).clone(),
-                        what,
-                    });
-                }
-            }
-            None => d.added.push((*key).clone()),
-        }
-    }
-    d.removed = old_cells
-        .keys()
-        .filter(|k| !new_cells.contains_key(*k))
-        .map(|k| (*k).clone())
-        .collect();
-    d
 }
 
 /// Combines slices of one matrix run on different machines. Cells are taken from every slice

@@ -8,6 +8,7 @@
 mod attribution;
 mod compare;
 mod render;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,11 +17,20 @@ use backends::ConnectionRecord;
 use serde::{Deserialize, Serialize};
 
 pub use crate::attribution::{StepWindow, attribute};
-pub use crate::compare::{CellChange, Diff, HistoryEntry, diff, history_table, merge};
+pub use crate::compare::{
+    CellChange, CellTest, Component, Diff, HistoryEntry, Rule, Verdict, diff, diff_with,
+    history_table, merge,
+};
 pub use crate::render::{Format, render, write_all};
 
 /// Bumped whenever a field is added, removed or changes meaning.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// 2: trials carry `confirmation` (measured again by `--confirm`). Version 1 files are read
+/// (every trial a first-pass trial).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Schema versions this harness reads.
+pub const READS_SCHEMA_VERSIONS: [u32; 2] = [1, 2];
 
 /// One run: its environment and every requested cell.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -272,6 +282,9 @@ pub struct TrialResult {
     /// Peak resident memory of the browser and its driver (sum of each process's peak, KiB),
     /// read just before the session closed; absent if the session never started.
     pub browser_peak_rss_kib: Option<u64>,
+    /// Measured again by `--confirm` after the first pass flagged the cell (schema 2).
+    #[serde(default)]
+    pub confirmation: bool,
 }
 
 /// One step of one trial.
@@ -432,10 +445,12 @@ impl RunResults {
                 message: e.to_string(),
             })?;
         let version = value.get("schema_version").and_then(|v| v.as_u64());
-        if version != Some(u64::from(SCHEMA_VERSION)) {
+        if !version.is_some_and(|v| READS_SCHEMA_VERSIONS.iter().any(|&r| u64::from(r) == v)) {
             return Err(ResultsError::Parse {
                 path: file.display().to_string(),
-                message: format!("schema_version {version:?}, this harness reads {SCHEMA_VERSION}"),
+                message: format!(
+                    "schema_version {version:?}, this harness reads {READS_SCHEMA_VERSIONS:?}"
+                ),
             });
         }
         serde_json::from_value(value).map_err(|e| ResultsError::Parse {

@@ -83,6 +83,7 @@ fn fixed() -> RunResults {
             unattributed,
             wall_ms: 2500,
             browser_peak_rss_kib: Some(412_000),
+            confirmation: false,
             client_log: None,
         }],
     };
@@ -199,7 +200,7 @@ fn a_newer_schema_is_refused_with_a_clear_message() {
     std::fs::write(dir.path().join("matrix.json"), r#"{"schema_version": 99}"#).unwrap();
     let e = RunResults::read(dir.path()).unwrap_err().to_string();
     assert!(
-        e.contains("schema_version Some(99), this harness reads 1"),
+        e.contains("schema_version Some(99), this harness reads [1, 2]"),
         "{e}"
     );
 }

@@ -1,0 +1,199 @@
+//! Confirmation (`--confirm`): the cells a diff flags on the first pass are measured again with
+//! more trials, the new trials are added to the run (marked `confirmation`), and the diff is
+//! computed again with all trials. Only what the second diff confirms is a change.
+//!
+//! The confirmation trials of a run folder live in `confirm-N/` inside it (its own trial
+//! folders and a `matrix.json` of just those trials); the run's own `matrix.json` gets them
+//! appended to the flagged cells, numbered after the first-pass trials.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use results::{CellKey, CellStatus, Diff, Rule, RunResults, SCHEMA_VERSION};
+
+use crate::browser::{BrowserBinaries, BrowserKind};
+use crate::progress::Progress;
+use crate::runner::{RunPlan, run};
+use crate::scenario::Scenario;
+
+/// Trials per flagged cell by default. With a 3-trial baseline that cannot be measured again,
+/// 3 + 20 new trials make a complete separation reach p = 1 / C(26, 3) = 0.00038, below Holm's
+/// first threshold 0.05 / 120 for the whole shipped matrix.
+pub const DEFAULT_CONFIRM_TRIALS: u32 = 20;
+
+/// One side to measure again: its run folder and how to run it.
+#[derive(Clone, Debug)]
+pub struct Side {
+    /// The run folder; confirmation trials go into `confirm-N/` inside it.
+    pub dir: PathBuf,
+    /// Scenarios (the same names as the run's cells).
+    pub scenarios: Vec<Scenario>,
+    /// Browser binaries of this side's build.
+    pub binaries: BTreeMap<BrowserKind, Result<BrowserBinaries, String>>,
+}
+
+/// How to confirm.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Trials per flagged cell and side.
+    pub trials: u32,
+    /// Trials at once.
+    pub jobs: usize,
+    /// Settle time of a step.
+    pub quiet: Duration,
+    /// The change rule.
+    pub rule: Rule,
+}
+
+/// What confirmation did: the final diff and anything that went wrong on the way.
+pub struct Confirmed {
+    /// The diff over all trials.
+    pub diff: Diff,
+    /// Cells measured again.
+    pub measured_again: usize,
+    /// Problems (a confirmation cell in error, a scenario that is missing, a write that failed).
+    pub problems: Vec<String>,
+}
+
+/// Diffs `old` against `new`; measures the flagged cells of `new` (and of `old` when `old_side`
+/// is given: both builds are available) again and diffs with all trials.
+pub async fn confirm(
+    old: &mut RunResults,
+    old_side: Option<&Side>,
+    new: &mut RunResults,
+    new_side: &Side,
+    settings: &Settings,
+) -> Confirmed {
+    let first = results::diff_with(old, new, settings.rule);
+    let flagged: BTreeSet<CellKey> = first.flagged().into_iter().cloned().collect();
+    let mut problems = Vec::new();
+    if flagged.is_empty() {
+        return Confirmed {
+            diff: first,
+            measured_again: 0,
+            problems,
+        };
+    }
+    eprintln!(
+        "confirming {} flagged cells with {} more trials each{}: {}",
+        flagged.len(),
+        settings.trials,
+        if old_side.is_some() {
+            " on both sides"
+        } else {
+            ""
+        },
+        flagged
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    measure_again(new, new_side, &flagged, settings, &mut problems).await;
+    if let Some(side) = old_side {
+        measure_again(old, side, &flagged, settings, &mut problems).await;
+    }
+    Confirmed {
+        diff: results::diff_with(old, new, settings.rule),
+        measured_again: flagged.len(),
+        problems,
+    }
+}
+
+fn free_folder(dir: &Path) -> PathBuf {
+    (1..)
+        .map(|n| dir.join(format!("confirm-{n}")))
+        .find(|p| !p.exists())
+        .expect("a free folder name")
+}
+
+async fn measure_again(
+    results: &mut RunResults,
+    side: &Side,
+    keys: &BTreeSet<CellKey>,
+    settings: &Settings,
+    problems: &mut Vec<String>,
+) {
+    let names: BTreeSet<&str> = keys.iter().map(|k| k.scenario.as_str()).collect();
+    for n in &names {
+        if !side.scenarios.iter().any(|s| s.name == *n) {
+            problems.push(format!(
+                "confirmation: scenario {n} is not in the scenarios folder, its flagged cells were not measured again"
+            ));
+        }
+    }
+    let out = free_folder(&side.dir);
+    let sub_name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Err(e) = std::fs::create_dir_all(&out) {
+        problems.push(format!(
+            "confirmation: cannot create {}: {e}",
+            out.display()
+        ));
+        return;
+    }
+    let plan = RunPlan {
+        scenarios: side
+            .scenarios
+            .iter()
+            .filter(|s| names.contains(s.name.as_str()))
+            .cloned()
+            .collect(),
+        backends: Vec::new(),
+        browsers: Vec::new(),
+        tls: Vec::new(),
+        repeat: Some(settings.trials),
+        jobs: settings.jobs.max(1),
+        out: out.clone(),
+        binaries: side.binaries.clone(),
+        quiet: settings.quiet,
+        keep_profiles: false,
+        server_port: None,
+        only: Some(keys.clone()),
+    };
+    let sub = RunResults {
+        schema_version: SCHEMA_VERSION,
+        environment: results.environment.clone(),
+        cells: Vec::new(),
+        cells_requested: 0,
+    };
+    let progress = Progress::new();
+    let sub = run(plan, sub, &progress).await;
+    progress.finish();
+    for c in sub.cells {
+        let Some(cell) = results.cells.iter_mut().find(|x| x.key == c.key) else {
+            continue;
+        };
+        if c.status != CellStatus::Measured {
+            let reason = match &c.status {
+                CellStatus::Error { reason, .. } | CellStatus::Unsupported { reason } => {
+                    reason.clone()
+                }
+                CellStatus::Measured => String::new(),
+            };
+            problems.push(format!(
+                "confirmation of {} in {} was not measured: {reason}",
+                c.key,
+                side.dir.display()
+            ));
+            continue;
+        }
+        let offset = cell.trials.iter().map(|t| t.index).max().unwrap_or(0);
+        for mut t in c.trials {
+            t.index += offset;
+            t.log_dir = format!("{sub_name}/{}", t.log_dir);
+            t.confirmation = true;
+            cell.trials.push(t);
+        }
+        cell.summarise();
+    }
+    if let Err(e) = results::write_all(results, &side.dir) {
+        problems.push(format!(
+            "confirmation: could not write {}: {e}",
+            side.dir.display()
+        ));
+    }
+}
