@@ -460,6 +460,12 @@ async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
             .unwrap_or_default();
         PathBuf::from("results/runs").join(stamp)
     });
+    // Absolute from here on: geckodriver and Firefox resolve a relative profile path
+    // differently, and Firefox then never reports its Marionette port (every Firefox trial of
+    // a relative `--out` failed, as the nightly's slices use).
+    let out = std::path::absolute(&out)
+        .with_context(|| format!("resolving {}", out.display()))
+        .map_err(usage)?;
     let plan = RunPlan {
         scenarios,
         backends: args.backend.iter().map(|&b| b.into()).collect(),
@@ -763,12 +769,14 @@ async fn diff_runs(args: DiffArgs) -> Result<u8, Failure> {
     let (mut old, mut new) = (read_run(&args.old)?, read_run(&args.new)?);
     let mut problems = Vec::new();
     let d = if args.confirm {
+        // Absolute, as for a run: Firefox needs an absolute profile path.
         let folder = |p: &Path| {
-            if p.is_dir() {
+            let dir = if p.is_dir() {
                 p.to_owned()
             } else {
                 p.parent().unwrap_or(Path::new(".")).to_owned()
-            }
+            };
+            std::path::absolute(&dir).unwrap_or(dir)
         };
         let settings = crate::confirm::Settings {
             trials: args.confirm_trials.max(1),
