@@ -12,30 +12,28 @@ use std::time::{Duration, Instant};
 use results::RunResults;
 
 mod common;
-use common::{ONE_AT_A_TIME, browser_processes, harness_command, processes};
+use common::{ONE_AT_A_TIME, browser_processes, harness_command, processes, shipped};
 
 /// The harness on `report-close` (rustls, TLS 1.3, both browsers side by side), writing to
 /// `run`, output discarded.
 fn spawn_both_browsers(run: &Path) -> std::process::Child {
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    harness_command(&[
-        "--scenarios",
-        scenarios.to_str().unwrap(),
-        "--matrix",
-        "report-close",
-        "--browser",
-        "chromium,firefox",
-        "--backend",
-        "rustls",
-        "--tls",
-        "1.3",
-        "--repeat",
-        "2",
-        "--jobs",
-        "2",
-        "--out",
-        run.to_str().unwrap(),
-    ])
+    shipped(
+        run,
+        &[
+            "--matrix",
+            "report-close",
+            "--browser",
+            "chromium,firefox",
+            "--backend",
+            "rustls",
+            "--tls",
+            "1.3",
+            "--repeat",
+            "2",
+            "--jobs",
+            "2",
+        ],
+    )
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::null())
     .spawn()
@@ -193,23 +191,21 @@ fn a_run_stops_processes_left_by_a_harness_that_is_gone_and_only_those() {
 
     let out = tempfile::tempdir().unwrap();
     let run = out.path().join("run");
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let output = harness_command(&[
-        "--scenarios",
-        scenarios.to_str().unwrap(),
-        "--matrix",
-        "control-accept-insecure",
-        "--browser",
-        "chromium",
-        "--backend",
-        "rustls",
-        "--tls",
-        "1.3",
-        "--repeat",
-        "1",
-        "--out",
-        run.to_str().unwrap(),
-    ])
+    let output = shipped(
+        &run,
+        &[
+            "--matrix",
+            "control-accept-insecure",
+            "--browser",
+            "chromium",
+            "--backend",
+            "rustls",
+            "--tls",
+            "1.3",
+            "--repeat",
+            "1",
+        ],
+    )
     .output()
     .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use results::{CellStatus, RunResults};
 
 mod common;
-use common::{ONE_AT_A_TIME, browser_processes, cell, harness_command, processes};
+use common::{ONE_AT_A_TIME, browser_processes, cell, harness_command, processes, shipped};
 
 /// Starts the harness on `report-close` with the shipped scenarios, output discarded.
 fn spawn_report_close(run: &Path, extra: &[&str]) -> std::process::Child {
@@ -220,14 +220,6 @@ impl Drop for Tmpfs {
             .arg(&self.0)
             .status();
     }
-}
-
-/// The harness on the shipped scenarios, writing to `run`.
-fn shipped(run: &Path, args: &[&str]) -> std::process::Command {
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let mut command = harness_command(&["--scenarios", scenarios.to_str().unwrap()]);
-    command.args(args).arg("--out").arg(run);
-    command
 }
 
 /// Runs `command`; its exit status and output, and the run's results if they are readable.

@@ -17,6 +17,14 @@ pub(crate) fn harness_command(args: &[&str]) -> std::process::Command {
     command
 }
 
+/// The harness on the shipped scenarios, writing to `run`.
+pub(crate) fn shipped(run: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let scenarios = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut command = harness_command(&["--scenarios", scenarios.to_str().unwrap()]);
+    command.args(args).arg("--out").arg(run);
+    command
+}
+
 /// The cell `scenario`/`backend`/`browser` of a run; panics when there is none.
 pub(crate) fn cell<'a>(
     r: &'a RunResults,
