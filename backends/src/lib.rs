@@ -297,6 +297,24 @@ pub enum BackendError {
     Spec(String),
 }
 
+/// A server stopped with connections it accepted but never recorded: their fate is unknown, so
+/// the trial they belong to cannot be counted. The records it did make are kept.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "connection{} {} accepted but never recorded when the server stopped (a worker did not finish within {} s)",
+    if .ids.len() == 1 { "" } else { "s" },
+    .ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+    .waited.as_secs()
+)]
+pub struct UnrecordedConnections {
+    /// The ids the log handed out at accept and never received a record for.
+    pub ids: Vec<u64>,
+    /// How long the stop waited for them.
+    pub waited: Duration,
+    /// Every record that was made.
+    pub records: Vec<ConnectionRecord>,
+}
+
 /// One TLS server library. Implementations are stateless; all state lives in the acceptor.
 pub trait TlsBackend: Send + Sync {
     /// Which library this is.

@@ -55,6 +55,15 @@ impl ConnectionLog {
         r
     }
 
+    /// Ids handed out at accept that have no record yet, in order.
+    pub fn unrecorded(&self) -> Vec<u64> {
+        let s = self.lock();
+        let recorded: std::collections::HashSet<u64> = s.records.iter().map(|r| r.id).collect();
+        (1..=s.accepted)
+            .filter(|id| !recorded.contains(id))
+            .collect()
+    }
+
     /// Connections accepted so far.
     pub fn accepted(&self) -> u64 {
         self.lock().accepted
@@ -97,5 +106,35 @@ impl ConnectionLog {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_accepted_connection_without_a_record_is_named() {
+        let log = ConnectionLog::default();
+        let (a, b, c) = (log.note_accept(), log.note_accept(), log.note_accept());
+        let mut record: ConnectionRecord = serde_json::from_str(
+            r#"{"id":1,"accepted_at_us":10,"closed_at_us":20,"client":"127.0.0.1:5","client_port":5,"local":"127.0.0.1:443","outcome":{"kind":"idle"},"session":{"version":null,"cipher_suite_id":null,"cipher_suite":null,"sni":null,"alpn":null,"resumed":null},"backend_code":null}"#,
+        )
+        .unwrap();
+        record.id = a;
+        log.push(record.clone());
+        record.id = c;
+        log.push(record);
+        assert_eq!(log.unrecorded(), [b]);
+        assert!(!log.wait_all_recorded(Duration::from_millis(10)));
+        let error = crate::UnrecordedConnections {
+            ids: vec![b, 7],
+            waited: Duration::from_secs(5),
+            records: log.records(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "connections 2, 7 accepted but never recorded when the server stopped (a worker did not finish within 5 s)"
+        );
     }
 }

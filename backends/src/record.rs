@@ -155,6 +155,13 @@ pub enum Outcome {
         /// Why.
         cause: Cause,
     },
+    /// Handshake completed, then the connection failed before any request with something that
+    /// is neither the peer's alert or reset nor an orderly close or timeout (an I/O or library
+    /// error). Not a failed handshake and not `idle`: counted on its own, so it stays visible.
+    ErrorAfterHandshake {
+        /// What the library reported.
+        cause: Cause,
+    },
 }
 
 /// How a connection ended, as the server saw it: what [`Outcome::classify`] decides from.
@@ -219,14 +226,23 @@ impl Outcome {
                     f.backend_code,
                 )
             }
-            // Closed (eof, close_notify) or timed out without a request.
+            // Only an orderly end without a request is idle: eof, close_notify, or the server's
+            // idle timeout. Anything else would hide a failure among preconnects.
             Ending::Served {
                 requests: 0,
-                failure,
-            } => (
+                failure: None,
+            } => (Self::Idle, None),
+            Ending::Served {
+                requests: 0,
+                failure: Some(f),
+            } if matches!(f.cause, Cause::Eof | Cause::Timeout) || f.cause.is_close_notify() => (
                 Self::Idle,
-                failure.map(|f| f.backend_code.unwrap_or_else(|| f.cause.to_string())),
+                Some(f.backend_code.unwrap_or_else(|| f.cause.to_string())),
             ),
+            Ending::Served {
+                requests: 0,
+                failure: Some(f),
+            } => (Self::ErrorAfterHandshake { cause: f.cause }, f.backend_code),
             Ending::Served { requests, failure } => (
                 Self::Established { requests },
                 failure.and_then(|f| f.backend_code),
@@ -272,6 +288,7 @@ impl Outcome {
             Self::Idle => "idle".into(),
             Self::Rejected { cause: c } => cause(c),
             Self::RejectedAfterHandshake { cause: c } => format!("late-{}", cause(c)),
+            Self::ErrorAfterHandshake { cause: c } => format!("late-{}", cause(c)),
         }
     }
 }
@@ -352,6 +369,122 @@ impl ConnectionRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// DESIGN.md's outcome table, one row per line: how the connection ended → its outcome.
+    #[test]
+    fn every_row_of_the_outcome_table() {
+        use std::time::Duration;
+
+        use crate::HandshakeFailure;
+        let failure = |cause: Cause| HandshakeFailure {
+            cause,
+            backend_code: Some("library words".into()),
+        };
+        let failed = |cause: Cause| Ending::HandshakeFailed {
+            failure: failure(cause),
+            deadline: None,
+        };
+        let served = |requests, cause: Option<Cause>| Ending::Served {
+            requests,
+            failure: cause.map(failure),
+        };
+        let io = || Cause::Error {
+            message: "Broken pipe (os error 32)".into(),
+        };
+        let rows: Vec<(&str, Ending, Outcome)> = vec![
+            (
+                "established: served a request",
+                served(2, None),
+                Outcome::Established { requests: 2 },
+            ),
+            (
+                "established: served, then reset",
+                served(1, Some(Cause::Reset)),
+                Outcome::Established { requests: 1 },
+            ),
+            (
+                "idle: handshake, then eof",
+                served(0, Some(Cause::Eof)),
+                Outcome::Idle,
+            ),
+            (
+                "idle: handshake, then orderly close",
+                served(0, None),
+                Outcome::Idle,
+            ),
+            (
+                "idle: handshake, then close_notify",
+                served(0, Some(Cause::alert(1, 0))),
+                Outcome::Idle,
+            ),
+            (
+                "idle: handshake, then the idle timeout",
+                served(0, Some(Cause::Timeout)),
+                Outcome::Idle,
+            ),
+            (
+                "rejected: alert",
+                failed(Cause::alert(2, 46)),
+                Outcome::Rejected {
+                    cause: Cause::alert(2, 46),
+                },
+            ),
+            (
+                "rejected: reset",
+                failed(Cause::Reset),
+                Outcome::Rejected {
+                    cause: Cause::Reset,
+                },
+            ),
+            (
+                "rejected: eof",
+                failed(Cause::Eof),
+                Outcome::Rejected { cause: Cause::Eof },
+            ),
+            (
+                "rejected: error",
+                failed(io()),
+                Outcome::Rejected { cause: io() },
+            ),
+            (
+                "rejected: timeout (the whole handshake exceeded the deadline)",
+                Ending::HandshakeFailed {
+                    failure: failure(Cause::Eof),
+                    deadline: Some(Duration::from_secs(10)),
+                },
+                Outcome::Rejected {
+                    cause: Cause::Timeout,
+                },
+            ),
+            (
+                "rejected-after-handshake: fatal alert before any request",
+                served(0, Some(Cause::alert(2, 42))),
+                Outcome::RejectedAfterHandshake {
+                    cause: Cause::alert(2, 42),
+                },
+            ),
+            (
+                "rejected-after-handshake: reset before any request",
+                served(0, Some(Cause::Reset)),
+                Outcome::RejectedAfterHandshake {
+                    cause: Cause::Reset,
+                },
+            ),
+            (
+                "error-after-handshake: an I/O error before any request is neither idle nor a failed handshake",
+                served(0, Some(io())),
+                Outcome::ErrorAfterHandshake { cause: io() },
+            ),
+        ];
+        for (row, ending, expected) in rows {
+            assert_eq!(Outcome::classify(ending).0, expected, "{row}");
+        }
+        assert!(!Outcome::ErrorAfterHandshake { cause: io() }.is_failed_handshake());
+        assert_eq!(
+            Outcome::ErrorAfterHandshake { cause: io() }.short(),
+            "late-error"
+        );
+    }
 
     #[test]
     fn a_record_written_before_queue_wait_still_reads() {

@@ -200,6 +200,9 @@ fn watchdog(shared: &Shared) {
 /// connection in hand to end.
 const DRAIN_QUEUE_FOR: Duration = Duration::from_secs(2);
 
+/// How long `stop` waits for the workers' records after it cut their connections.
+const WAIT_FOR_RECORDS: Duration = Duration::from_secs(5);
+
 /// How late past its deadline a handshake may be ended.
 const WATCHDOG_TICK: Duration = Duration::from_millis(50);
 
@@ -574,10 +577,22 @@ impl RunningServer {
             .unwrap_or(0)
     }
 
-    /// Stops accepting, ends open connections, waits for their records, and returns them all.
-    pub fn stop(mut self) -> Vec<ConnectionRecord> {
+    /// Stops accepting, ends open connections, waits for their records, and returns them all;
+    /// an error (still holding every record made) names any accepted connection left without
+    /// one.
+    pub fn stop(mut self) -> Result<Vec<ConnectionRecord>, crate::UnrecordedConnections> {
         self.shutdown();
-        self.log.records()
+        let records = self.log.records();
+        let ids = self.log.unrecorded();
+        if ids.is_empty() {
+            Ok(records)
+        } else {
+            Err(crate::UnrecordedConnections {
+                ids,
+                waited: WAIT_FOR_RECORDS,
+                records,
+            })
+        }
     }
 
     fn shutdown(&mut self) {
@@ -633,9 +648,8 @@ impl RunningServer {
         for w in workers {
             let _ = w.join();
         }
-        if !self.log.wait_all_recorded(Duration::from_secs(5)) {
-            tracing::error!("connections without a record after stop; this is a bug");
-        }
+        // What is still missing after this is reported by `stop`, by id.
+        self.log.wait_all_recorded(WAIT_FOR_RECORDS);
     }
 }
 

@@ -98,7 +98,7 @@ fn a_panicking_backend_yields_a_server_fault_record_and_keeps_serving() {
             );
         }
         std::thread::sleep(Duration::from_millis(100));
-        let records = server.stop();
+        let records = server.stop().expect("every connection recorded");
         assert_eq!(records.len(), 30, "{backend}: {records:#?}");
         let faults: Vec<_> = records.iter().filter_map(|r| r.server_fault()).collect();
         assert_eq!(faults.len(), 10, "{backend}: {records:#?}");

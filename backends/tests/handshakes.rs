@@ -118,7 +118,7 @@ fn records(server: RunningServer) -> Vec<ConnectionRecord> {
     // Give the server a moment to see the client's close before stopping it, so the record
     // reflects the client, not our shutdown.
     std::thread::sleep(Duration::from_millis(150));
-    server.stop()
+    server.stop().expect("every connection recorded")
 }
 
 fn only(records: &[ConnectionRecord]) -> &ConnectionRecord {
@@ -606,7 +606,7 @@ macro_rules! backend_tests {
                 // 1.3, sent its tickets): give the server's side time to finish.
                 std::thread::sleep(Duration::from_millis(300));
                 let started = std::time::Instant::now();
-                let records = server.stop();
+                let records = server.stop().expect("every connection recorded");
                 assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
                 let r = only(&records);
                 assert_eq!(r.outcome, Outcome::Idle, "{r:#?}");

@@ -177,7 +177,7 @@ fn load(backend: BackendName) {
     assert!(body.starts_with("HTTP/1.1 200 OK"), "{backend}: {body}");
 
     std::thread::sleep(Duration::from_millis(1200));
-    let records = server.stop();
+    let records = server.stop().expect("every connection recorded");
     assert_eq!(
         records.len(),
         TOTAL + 1,

@@ -332,6 +332,16 @@ pub fn connection_outcome(data: &[u8]) {
                 }
             );
         }
+        Ending::Served {
+            failure: Some(f), ..
+        } if matches!(f.cause, Cause::Error { .. }) => {
+            assert_eq!(
+                outcome,
+                Outcome::ErrorAfterHandshake {
+                    cause: f.cause.clone()
+                }
+            );
+        }
         Ending::Served { .. } => assert_eq!(outcome, Outcome::Idle),
     }
     let failed = matches!(

@@ -133,8 +133,11 @@ struct DiffArgs {
     /// Trials run at once when confirming.
     #[arg(long, default_value_t = default_jobs())]
     jobs: usize,
-    /// A step is settled once no new connection arrived for this many milliseconds.
-    #[arg(long, default_value_t = 500)]
+    /// A step is settled once no new connection arrived for this many milliseconds (at least
+    /// 1; 0 would end every step at once and count its late connections — preconnects, the
+    /// favicon — in the next step or the teardown). A step still busy after 10 s is cut off
+    /// and flagged.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     quiet_ms: u64,
     #[command(flatten)]
     binaries: BinaryArgs,
@@ -225,8 +228,11 @@ struct RunArgs {
     /// Folder of scenario files.
     #[arg(long, default_value = "scenarios")]
     scenarios: PathBuf,
-    /// A step is settled once no new connection arrived for this many milliseconds.
-    #[arg(long, default_value_t = 500)]
+    /// A step is settled once no new connection arrived for this many milliseconds (at least
+    /// 1; 0 would end every step at once and count its late connections — preconnects, the
+    /// favicon — in the next step or the teardown). A step still busy after 10 s is cut off
+    /// and flagged.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     quiet_ms: u64,
     /// Keep each trial's browser profile and HOME (large) next to its logs.
     #[arg(long)]
@@ -713,12 +719,20 @@ async fn serve(args: ServeArgs) -> Result<u8, Failure> {
         }
     });
     shutdown_signal().await;
-    let records = tokio::task::spawn_blocking(move || server.stop())
+    let stopped = tokio::task::spawn_blocking(move || server.stop())
         .await
         .context("stopping")?;
     let _ = printer.await;
-    eprintln!("stopped after {} connections", records.len());
-    Ok(0)
+    match stopped {
+        Ok(records) => {
+            eprintln!("stopped after {} connections", records.len());
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(1)
+        }
+    }
 }
 
 fn report(run_dir: &Path) -> Result<u8, Failure> {

@@ -254,11 +254,13 @@ pub async fn run(plan: RunPlan, mut results: RunResults, progress: &Progress) ->
     results
 }
 
-/// Checks the scenario's expectations that apply to a measured cell, in every trial.
+/// Checks the expectations of a measured cell in every trial: first the page (every cell
+/// expects it), then the scenario's own that apply.
 fn check_expectations(result: &mut CellResult, cell: &Cell) {
     if result.status != CellStatus::Measured {
         return;
     }
+    result.expectations.push(page_expectation(result));
     for e in cell
         .scenario
         .file
@@ -266,42 +268,97 @@ fn check_expectations(result: &mut CellResult, cell: &Cell) {
         .iter()
         .filter(|e| e.applies(cell.backend, cell.browser, cell.tls))
     {
-        let mut broken = None;
-        if result.headline.is_empty() {
-            broken = Some("no step showed the page".to_owned());
-        }
-        'trials: for t in &result.trials {
+        result.expectations.push(results::ExpectationCheck {
+            rule: e.rule(),
+            reason: e.reason.clone(),
+            broken: broken_by(e, result),
+        });
+    }
+}
+
+/// The page in every headline step of every trial. A trust mode accepts the certificate, so a
+/// trial whose steps never reach the page (a click-through that used up its budget, say) is a
+/// finding, and its cell is not clean even when the other trials' numbers look fine.
+fn page_expectation(result: &CellResult) -> results::ExpectationCheck {
+    let trials = result.trials.len();
+    let broken = if result.headline.is_empty() {
+        Some(format!("no step showed the page in any of {trials} trials"))
+    } else {
+        result.headline.iter().find_map(|h| {
+            let without: Vec<String> = result
+                .trials
+                .iter()
+                .filter(|t| t.steps.get(h.step).is_none_or(|s| !s.page_shown))
+                .map(|t| {
+                    let shown = t.steps.get(h.step).map_or("nothing", |s| s.shown.as_str());
+                    format!("trial {} showed {shown}", t.index)
+                })
+                .collect();
+            (!without.is_empty()).then(|| {
+                format!(
+                    "step {} ({}): {} of {trials} trials showed the page; {}",
+                    h.step + 1,
+                    h.action,
+                    trials - without.len(),
+                    without.join(", ")
+                )
+            })
+        })
+    };
+    results::ExpectationCheck {
+        rule: "every trial shows the page".into(),
+        reason:
+            "the trust mode accepts the certificate, so every headline step must reach the page"
+                .into(),
+        broken,
+    }
+}
+
+/// What breaks `e` in the cell's trials, if anything: the first trial that does.
+fn broken_by(e: &crate::scenario::Expectation, result: &CellResult) -> Option<String> {
+    let on_retries = e.max_retries.is_some() || e.min_retries.is_some();
+    if on_retries && result.headline.is_empty() {
+        return Some("no step showed the page".to_owned());
+    }
+    for t in &result.trials {
+        if on_retries {
             for h in &result.headline {
-                let Some(step) = t.steps.get(h.step) else {
+                // A step without the page breaks the page expectation, not this one.
+                let Some(r) = t
+                    .steps
+                    .get(h.step)
+                    .filter(|s| s.page_shown)
+                    .and_then(|s| s.retries)
+                else {
                     continue;
                 };
-                let problem = match step.retries.filter(|_| step.page_shown) {
-                    None => Some("did not show the page".to_owned()),
-                    Some(r) if e.max_retries.is_some_and(|m| r > m) => {
-                        Some(format!("had {r} retries"))
-                    }
-                    Some(r) if e.min_retries.is_some_and(|m| r < m) => {
-                        Some(format!("had {r} retries"))
-                    }
-                    Some(_) => None,
-                };
-                if let Some(p) = problem {
-                    broken = Some(format!(
-                        "trial {} step {} ({}) {p}",
+                if e.max_retries.is_some_and(|m| r > m) || e.min_retries.is_some_and(|m| r < m) {
+                    return Some(format!(
+                        "trial {} step {} ({}) had {r} retries",
                         t.index,
                         h.step + 1,
                         h.action
                     ));
-                    break 'trials;
                 }
             }
         }
-        result.expectations.push(results::ExpectationCheck {
-            rule: e.rule(),
-            reason: e.reason.clone(),
-            broken,
-        });
+        if let Some(m) = e.max_failed {
+            let failed = t.failed_handshakes();
+            if failed > m {
+                let per_step: Vec<String> = t
+                    .steps_and_teardown()
+                    .filter(|s| s.failed_handshakes > 0)
+                    .map(|s| format!("{} {}", s.failed_handshakes, s.action))
+                    .collect();
+                return Some(format!(
+                    "trial {} had {failed} failed handshakes ({})",
+                    t.index,
+                    per_step.join(", ")
+                ));
+            }
+        }
     }
+    None
 }
 
 fn write(results: &RunResults, out: &Path) {
@@ -326,6 +383,7 @@ async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> TrialResult {
         log_dir: rel,
         steps: Vec::new(),
         unattributed: Vec::new(),
+        teardown: None,
         wall_ms: 0,
         browser_peak_rss_kib: None,
         client_log: None,
@@ -337,7 +395,7 @@ async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> TrialResult {
     match tokio::time::timeout(budget, trial_body(plan, cell, &dir)).await {
         Ok(Ok(out)) => {
             trial.steps = out.steps;
-            trial.unattributed = out.unattributed;
+            trial.teardown = Some(out.teardown);
             trial.browser_peak_rss_kib = out.peak_rss_kib;
             trial.client_log = out.client_log;
             trial.apply_client_causes();
@@ -362,7 +420,7 @@ async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> TrialResult {
 /// What a trial that ran produced.
 struct TrialOutput {
     steps: Vec<results::StepResult>,
-    unattributed: Vec<u64>,
+    teardown: results::StepResult,
     peak_rss_kib: Option<u64>,
     client_log: Option<ClientLog>,
 }
@@ -416,7 +474,7 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
                     Step::Visit | Step::Revisit => session.visit(&url).await?,
                     Step::Proceed => session.proceed().await?,
                 };
-                settle(&log, plan.quiet, || server.queued()).await;
+                let settled = settle(&log, plan.quiet, || server.queued()).await;
                 windows.push(StepWindow {
                     action: step.as_str().into(),
                     page_shown: shown == Shown::Page,
@@ -427,6 +485,7 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
                     },
                     started_at_us,
                     settled_at_us: now_us(),
+                    settle_capped: settled == Settled::Capped,
                 });
             }
             anyhow::Ok(())
@@ -437,9 +496,16 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         steps
     }
     .await;
-    let records = tokio::task::spawn_blocking(move || server.stop())
+    let stopped = tokio::task::spawn_blocking(move || server.stop())
         .await
         .context("stopping the server")?;
+    let stopped_at_us = now_us();
+    // Whatever was recorded is written, even when some connection was not: the file is where
+    // a person looks to see what happened.
+    let records = match &stopped {
+        Ok(records) => records.clone(),
+        Err(unrecorded) => unrecorded.records.clone(),
+    };
     let jsonl: String = records
         .iter()
         .map(|r| serde_json::to_string(r).expect("record serialises") + "\n")
@@ -448,14 +514,17 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         .await
         .context("writing connections.jsonl")?;
     outcome?;
+    // A connection without a record has an unknown fate: counting the others would be a lie.
+    stopped
+        .map_err(|e| anyhow::anyhow!("the {} server: {e}; see connections.jsonl", cell.backend))?;
     if let Some(why) = server_fault(cell.backend, &records) {
         anyhow::bail!(why);
     }
-    let (steps, unattributed) = attribute(&records, &windows);
+    let attributed = attribute(&records, &windows, stopped_at_us);
     let client_log = client_log(cell.browser, dir, &plan.out, records).await;
     Ok(TrialOutput {
-        steps,
-        unattributed,
+        steps: attributed.steps,
+        teardown: attributed.teardown,
         peak_rss_kib: peak,
         client_log,
     })
@@ -576,24 +645,52 @@ fn gzip(path: &Path) -> std::io::Result<PathBuf> {
     Ok(target)
 }
 
+/// The longest a step waits to settle.
+pub const SETTLE_CAP: Duration = Duration::from_secs(10);
+
+/// How a step's wait for quiet ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Settled {
+    /// `quiet` passed without a new connection and none was waiting.
+    Quiet,
+    /// [`SETTLE_CAP`] ended the wait while connections were still arriving or waiting.
+    Capped,
+}
+
 /// Waits until no new connection has reached the server for `quiet` and none is waiting in its
 /// accept queue, so that late connections (favicon, preconnects) are attributed to the step that
-/// caused them — also when a one-at-a-time server accepts them late. Bounded at 10 s.
-async fn settle(log: &backends::ConnectionLog, quiet: Duration, queued: impl Fn() -> u32) {
+/// caused them — also when a one-at-a-time server accepts them late. Bounded by `SETTLE_CAP`;
+/// a step cut off there is flagged, since later connections of it land in the next window.
+async fn settle(
+    log: &backends::ConnectionLog,
+    quiet: Duration,
+    queued: impl Fn() -> u32,
+) -> Settled {
+    settle_within(log, quiet, queued, SETTLE_CAP).await
+}
+
+async fn settle_within(
+    log: &backends::ConnectionLog,
+    quiet: Duration,
+    queued: impl Fn() -> u32,
+    cap: Duration,
+) -> Settled {
     let start = Instant::now();
     loop {
         let last = log.last_accept().map(|t| t.max(start)).unwrap_or(start);
         let idle = last.elapsed();
-        if start.elapsed() > Duration::from_secs(10) {
-            return;
+        if idle >= quiet && queued() == 0 {
+            return Settled::Quiet;
         }
-        if idle < quiet {
-            tokio::time::sleep(quiet - idle).await;
-        } else if queued() > 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if start.elapsed() >= cap {
+            return Settled::Capped;
+        }
+        let wait = if idle < quiet {
+            quiet - idle
         } else {
-            return;
-        }
+            Duration::from_millis(20)
+        };
+        tokio::time::sleep(wait.min(cap.saturating_sub(start.elapsed()))).await;
     }
 }
 
@@ -617,6 +714,160 @@ mod tests {
             queue_wait_ms: None,
             queue_wait_unknown: None,
         }
+    }
+
+    /// A measured `report-close`-like cell with `expect` from scenario text, one trial per
+    /// entry of `trials`: per step whether it showed the page and its outcomes, then the
+    /// teardown's outcomes.
+    /// Per step: whether it showed the page, and its connections' outcomes.
+    type Steps<'a> = &'a [(bool, &'a [Outcome])];
+
+    fn checked(expect: &str, trials: &[(Steps<'_>, &[Outcome])]) -> CellResult {
+        let text = format!(
+            "description = \"d\"\ncert = \"self-signed\"\ntrust = \"click-through\"\nconnection = \"close\"\nsteps = [\"visit\", \"proceed\"]\n{expect}"
+        );
+        let scenario = Scenario::parse(Path::new("scenarios/x.toml"), &text).expect("valid");
+        let cell = Cell {
+            scenario,
+            backend: BackendName::Rustls,
+            browser: BrowserKind::Chromium,
+            tls: TlsVersion::Tls13,
+            repeat: trials.len() as u32,
+        };
+        let mut result = CellResult {
+            key: cell.key(),
+            cert: "self-signed".into(),
+            trust: "click-through".into(),
+            connection: "close".into(),
+            status: CellStatus::Measured,
+            headline: Vec::new(),
+            trials: Vec::new(),
+            expectations: Vec::new(),
+        };
+        for (n, (steps, teardown)) in trials.iter().enumerate() {
+            let mut records = Vec::new();
+            let mut windows = Vec::new();
+            for (i, (page, outcomes)) in steps.iter().enumerate() {
+                let start = 1000 * i as u64;
+                windows.push(StepWindow {
+                    action: ["visit", "proceed"][i].into(),
+                    shown: if *page {
+                        "page".into()
+                    } else {
+                        "warning ERR_CERT_AUTHORITY_INVALID".into()
+                    },
+                    page_shown: *page,
+                    started_at_us: start,
+                    settled_at_us: start + 900,
+                    settle_capped: false,
+                });
+                for (j, o) in outcomes.iter().enumerate() {
+                    records.push(record_at(
+                        records.len() as u64 + 1,
+                        start + j as u64,
+                        o.clone(),
+                    ));
+                }
+            }
+            for o in teardown.iter() {
+                records.push(record_at(records.len() as u64 + 1, 5000, o.clone()));
+            }
+            let a = attribute(&records, &windows, 6000);
+            result.trials.push(TrialResult {
+                index: n + 1,
+                error: None,
+                log_dir: String::new(),
+                steps: a.steps,
+                unattributed: Vec::new(),
+                teardown: Some(a.teardown),
+                wall_ms: 0,
+                client_log: None,
+                browser_peak_rss_kib: None,
+                confirmation: false,
+            });
+        }
+        result.summarise();
+        check_expectations(&mut result, &cell);
+        result
+    }
+
+    fn record_at(id: u64, at: u64, outcome: Outcome) -> ConnectionRecord {
+        ConnectionRecord {
+            accepted_at_us: at,
+            ..record(id, outcome)
+        }
+    }
+
+    #[test]
+    fn a_trial_without_the_page_breaks_the_page_expectation_and_only_that() {
+        let alert = || Outcome::Rejected {
+            cause: Cause::alert(2, 46),
+        };
+        let ok = Outcome::Established { requests: 1 };
+        let page: &[(bool, &[Outcome])] = &[(false, &[alert()]), (true, &[alert(), ok.clone()])];
+        let no_page: &[(bool, &[Outcome])] = &[(false, &[alert()]), (false, &[alert(), alert()])];
+        let c = checked(
+            "[[expect]]\nmin-retries = 1\nreason = \"r\"\n",
+            &[(page, &[]), (no_page, &[]), (page, &[])],
+        );
+        let page_check = &c.expectations[0];
+        assert_eq!(page_check.rule, "every trial shows the page");
+        assert_eq!(
+            page_check.broken.as_deref(),
+            Some(
+                "step 2 (proceed): 2 of 3 trials showed the page; trial 2 showed warning ERR_CERT_AUTHORITY_INVALID"
+            )
+        );
+        assert_eq!(
+            c.expectations[1].broken, None,
+            "retries are judged where the page was shown"
+        );
+        let fine = checked("", &[(page, &[]), (page, &[])]);
+        assert_eq!(fine.expectations.len(), 1);
+        assert_eq!(fine.expectations[0].broken, None);
+    }
+
+    #[test]
+    fn max_failed_counts_every_step_and_the_teardown() {
+        let ok = Outcome::Established { requests: 1 };
+        let ok = std::slice::from_ref(&ok);
+        let clean: &[(bool, &[Outcome])] = &[(true, ok), (true, ok)];
+        let expect = "[[expect]]\nmax-failed = 0\nreason = \"no handshake can fail\"\n";
+        let holds = checked(expect, &[(clean, &[Outcome::Idle])]);
+        assert_eq!(
+            holds.expectations[1].rule,
+            "failed handshakes ≤ 0 per trial"
+        );
+        assert_eq!(holds.expectations[1].broken, None);
+        let reset = Outcome::Rejected {
+            cause: Cause::Reset,
+        };
+        let broken = checked(expect, &[(clean, &[]), (clean, &[reset])]);
+        assert_eq!(
+            broken.expectations[1].broken.as_deref(),
+            Some("trial 2 had 1 failed handshakes (1 teardown)")
+        );
+        assert_eq!(
+            broken
+                .headline
+                .iter()
+                .map(|h| h.failed_handshakes.max)
+                .max(),
+            Some(0),
+            "the teardown is never in a headline"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_step_cut_off_by_the_cap_is_flagged_and_a_quiet_one_is_not() {
+        let log = backends::ConnectionLog::default();
+        let quiet = Duration::from_millis(30);
+        let cap = Duration::from_millis(200);
+        assert_eq!(settle_within(&log, quiet, || 0, cap).await, Settled::Quiet);
+        // A connection waiting in the accept queue for longer than the cap: still arriving.
+        let started = Instant::now();
+        assert_eq!(settle_within(&log, quiet, || 1, cap).await, Settled::Capped);
+        assert!(started.elapsed() >= cap && started.elapsed() < cap * 3);
     }
 
     #[test]

@@ -121,14 +121,19 @@ pub struct ScenarioFile {
     pub expect: Vec<Expectation>,
 }
 
-/// An expectation on the headline retries of the cells it applies to, checked in every trial.
+/// An expectation on the cells it applies to, checked in every trial. (Every cell also expects
+/// the page in every headline step of every trial; that needs no `[[expect]]`.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Expectation {
-    /// Every headline step of every trial shows the page with at most this many retries.
+    /// Every headline step of every trial that shows the page does so with at most this many
+    /// retries.
     pub max_retries: Option<u32>,
-    /// Every headline step of every trial has at least this many retries.
+    /// Every headline step of every trial that shows the page has at least this many retries.
     pub min_retries: Option<u32>,
+    /// Every trial has at most this many failed handshakes in all — every step and the
+    /// teardown, not only the headline (a control that says no handshake fails means none).
+    pub max_failed: Option<u32>,
     /// Why this is expected (required: an expectation without a reason cannot be judged later).
     pub reason: String,
     /// Only these browsers (default: all of the scenario's).
@@ -147,14 +152,23 @@ impl Expectation {
             && self.tls.as_ref().is_none_or(|t| t.contains(&tls))
     }
 
-    /// The rule in words, e.g. `retries ≤ 0`.
+    /// The rule in words, e.g. `retries ≤ 0, failed handshakes ≤ 0 per trial`.
     pub fn rule(&self) -> String {
-        match (self.min_retries, self.max_retries) {
-            (Some(lo), Some(hi)) if lo == hi => format!("retries = {lo}"),
-            (Some(lo), Some(hi)) => format!("{lo} ≤ retries ≤ {hi}"),
-            (None, Some(hi)) => format!("retries ≤ {hi}"),
-            (Some(lo), None) => format!("retries ≥ {lo}"),
-            (None, None) => "nothing".into(),
+        let retries = match (self.min_retries, self.max_retries) {
+            (Some(lo), Some(hi)) if lo == hi => Some(format!("retries = {lo}")),
+            (Some(lo), Some(hi)) => Some(format!("{lo} ≤ retries ≤ {hi}")),
+            (None, Some(hi)) => Some(format!("retries ≤ {hi}")),
+            (Some(lo), None) => Some(format!("retries ≥ {lo}")),
+            (None, None) => None,
+        };
+        let failed = self
+            .max_failed
+            .map(|m| format!("failed handshakes ≤ {m} per trial"));
+        let parts: Vec<String> = retries.into_iter().chain(failed).collect();
+        if parts.is_empty() {
+            "nothing".into()
+        } else {
+            parts.join(", ")
         }
     }
 }
@@ -288,10 +302,10 @@ impl Scenario {
             }
         }
         for e in &file.expect {
-            if e.max_retries.is_none() && e.min_retries.is_none() {
+            if e.max_retries.is_none() && e.min_retries.is_none() && e.max_failed.is_none() {
                 return Err(invalid(
                     key_offset(text, "reason"),
-                    "an `[[expect]]` needs `max-retries` or `min-retries`".into(),
+                    "an `[[expect]]` needs `max-retries`, `min-retries` or `max-failed`".into(),
                 ));
             }
             if e.reason.trim().is_empty() {
@@ -478,7 +492,7 @@ mod tests {
         let e = err(&format!("{OK}[[expect]]\nreason = \"r\"\n"));
         assert!(
             e.starts_with(
-                "scenarios/x.toml:7:1: an `[[expect]]` needs `max-retries` or `min-retries`"
+                "scenarios/x.toml:7:1: an `[[expect]]` needs `max-retries`, `min-retries` or `max-failed`"
             ),
             "{e}"
         );

@@ -619,18 +619,23 @@ fn chromium_click_through_on_a_one_at_a_time_mbedtls_server_is_served_one_connec
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        // Exactly one record per accepted connection, each in a step or left unattributed.
+        // Exactly one record per accepted connection, each in a step or in the teardown.
         let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
         assert_eq!(
             ids,
             (1..=records.len() as u64).collect::<Vec<_>>(),
             "TLS {tls}"
         );
-        let in_steps: usize = s.iter().map(|s| s.connections.len()).sum();
+        assert!(trial.unattributed.is_empty(), "TLS {tls}: by construction");
+        let attributed: usize = trial
+            .steps_and_teardown()
+            .map(|s| s.connections.len())
+            .sum();
+        assert_eq!(attributed, records.len(), "TLS {tls}");
         assert_eq!(
-            in_steps + trial.unattributed.len(),
-            records.len(),
-            "TLS {tls}"
+            trial.teardown.as_ref().map(|t| t.action.as_str()),
+            Some("teardown"),
+            "TLS {tls}: every trial records its teardown"
         );
         assert!(
             records

@@ -6,7 +6,9 @@
 //! summaries of one build often look different by chance. So the rule works on the trials:
 //!
 //! * Per measured cell, every trial is a vector: for each headline step its retries (its failed
-//!   handshakes when the step showed no page) and its failed handshakes. The two sides are
+//!   handshakes when the step showed no page) and its failed handshakes, and — when some trial
+//!   on either side did not show the page — whether it showed the page (1 or 0), so that fewer
+//!   trials reaching the page is a change like more retries. The two sides are
 //!   compared with an exact two-sided permutation test ([`crate::stats`]) whose statistic is the
 //!   largest difference of component means — one test, one p-value per cell.
 //! * **Effect floor**: some component's median must move by at least [`Rule::min_effect`] (one
@@ -387,18 +389,33 @@ fn status_change(old: &CellResult, new: &CellResult) -> Option<String> {
     (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
+/// Whether some trial of `c` did not show the page in a headline step.
+fn some_trial_without_page(c: &CellResult) -> bool {
+    c.trials.iter().filter(|t| t.error.is_none()).any(|t| {
+        c.headline
+            .iter()
+            .any(|h| t.steps.get(h.step).is_none_or(|s| !s.page_shown))
+    })
+}
+
 /// The per-trial values of a measured cell: per headline step, retries (failed handshakes when
-/// the step showed no page in that trial) and failed handshakes. Trials that did not run are
-/// left out. Returns the components (labels, values) and the number of first-pass trials.
-fn trial_vectors(c: &CellResult) -> (Vec<String>, Vec<Vec<u32>>, usize) {
+/// the step showed no page in that trial) and failed handshakes, and — with `page` — whether
+/// the step showed the page (1) or not (0), so that "3 of 3 trials showed the page" → "1 of 3"
+/// is tested like any count. Trials that did not run are left out. Returns the components
+/// (labels, values) and the number of first-pass trials.
+fn trial_vectors(c: &CellResult, page: bool) -> (Vec<String>, Vec<Vec<u32>>, usize) {
     let labels = c
         .headline
         .iter()
         .flat_map(|h| {
-            [
+            let mut l = vec![
                 format!("{} (step {}) retries", h.action, h.step + 1),
                 format!("{} (step {}) failed", h.action, h.step + 1),
-            ]
+            ];
+            if page {
+                l.push(format!("{} (step {}) page shown", h.action, h.step + 1));
+            }
+            l
         })
         .collect();
     let mut trials: Vec<&crate::TrialResult> =
@@ -417,7 +434,11 @@ fn trial_vectors(c: &CellResult) -> (Vec<String>, Vec<Vec<u32>>, usize) {
                         .retries
                         .filter(|_| s.page_shown)
                         .unwrap_or(s.failed_handshakes);
-                    Some([retries, s.failed_handshakes])
+                    let mut v = vec![retries, s.failed_handshakes];
+                    if page {
+                        v.push(u32::from(s.page_shown));
+                    }
+                    Some(v)
                 })
                 .collect::<Option<Vec<_>>>()
                 .map(|v| v.concat())
@@ -427,8 +448,9 @@ fn trial_vectors(c: &CellResult) -> (Vec<String>, Vec<Vec<u32>>, usize) {
 }
 
 fn count_test(key: &CellKey, old: &CellResult, new: &CellResult) -> Option<CellTest> {
-    let (labels, a, a_first) = trial_vectors(old);
-    let (_, b, b_first) = trial_vectors(new);
+    let page = some_trial_without_page(old) || some_trial_without_page(new);
+    let (labels, a, a_first) = trial_vectors(old, page);
+    let (_, b, b_first) = trial_vectors(new, page);
     if a.is_empty() || b.is_empty() || labels.is_empty() {
         return None;
     }

@@ -16,7 +16,7 @@ use std::path::Path;
 use backends::ConnectionRecord;
 use serde::{Deserialize, Serialize};
 
-pub use crate::attribution::{StepWindow, attribute};
+pub use crate::attribution::{Attributed, StepWindow, TEARDOWN, attribute};
 pub use crate::compare::{
     CellChange, CellTest, Component, Diff, HistoryEntry, Rule, Verdict, diff, diff_with,
     history_table, merge,
@@ -27,10 +27,14 @@ pub use crate::render::{Format, render, write_all};
 ///
 /// 2: trials carry `confirmation` (measured again by `--confirm`). Version 1 files are read
 /// (every trial a first-pass trial).
-pub const SCHEMA_VERSION: u32 = 2;
+///
+/// 3: trials carry `teardown` (and `unattributed` is always empty), steps `settle_capped` and
+/// `errors_after_handshake`, connection outcomes may be `error-after-handshake`. Versions 1
+/// and 2 are read (no teardown, no flags).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Schema versions this harness reads.
-pub const READS_SCHEMA_VERSIONS: [u32; 2] = [1, 2];
+pub const READS_SCHEMA_VERSIONS: [u32; 3] = [1, 2, 3];
 
 /// One run: its environment and every requested cell.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -272,8 +276,14 @@ pub struct TrialResult {
     pub log_dir: String,
     /// Per step, in order.
     pub steps: Vec<StepResult>,
-    /// Connections whose accept time fell in no step window (should be none).
+    /// Connections whose accept time fell in no step window. Empty by construction since
+    /// schema 3 (the windows are contiguous and `teardown` takes the rest); kept so older files
+    /// read.
     pub unattributed: Vec<u64>,
+    /// The pseudo-step after the last step: connections accepted while the session closed and
+    /// the server stopped. Counted in the trial's totals, never in a headline (schema 3).
+    #[serde(default)]
+    pub teardown: Option<StepResult>,
     /// Wall time of the trial, milliseconds.
     pub wall_ms: u64,
     /// The browser's own log joined to the records, when captured.
@@ -301,6 +311,10 @@ pub struct StepResult {
     pub started_at_us: u64,
     /// Step settled, µs since the Unix epoch.
     pub settled_at_us: u64,
+    /// Connections were still arriving when the settle cap ended the step: later ones may
+    /// belong to it but were counted in the next step or the teardown (schema 3).
+    #[serde(default)]
+    pub settle_capped: bool,
     /// `rejected` + `rejected-after-handshake` records.
     pub failed_handshakes: u32,
     /// Failed handshakes before the first established connection. When the page came over a
@@ -313,6 +327,10 @@ pub struct StepResult {
     pub idle: u32,
     /// Established connections.
     pub established: u32,
+    /// `error-after-handshake` records: a completed handshake, then an I/O or library error
+    /// before any request (schema 3).
+    #[serde(default)]
+    pub errors_after_handshake: u32,
     /// HTTP requests served.
     pub requests: u32,
     /// Alert names seen, in order (with repeats).
@@ -328,10 +346,20 @@ pub struct StepResult {
 }
 
 impl TrialResult {
+    /// The steps and then the teardown, if any.
+    pub fn steps_and_teardown(&self) -> impl Iterator<Item = &StepResult> {
+        self.steps.iter().chain(self.teardown.as_ref())
+    }
+
+    /// Failed handshakes of the whole trial, the teardown's included.
+    pub fn failed_handshakes(&self) -> u32 {
+        self.steps_and_teardown().map(|s| s.failed_handshakes).sum()
+    }
+
     /// Fills each step's `failed_by_cause` from the client log.
     pub fn apply_client_causes(&mut self) {
         let Some(log) = &self.client_log else { return };
-        for step in &mut self.steps {
+        for step in self.steps.iter_mut().chain(self.teardown.as_mut()) {
             step.failed_by_cause.clear();
             for r in step
                 .connections

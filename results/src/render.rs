@@ -5,7 +5,11 @@ use std::path::Path;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::{CellResult, CellStatus, ResultsError, RunResults, write_atomically};
+use backends::Outcome;
+
+use crate::{
+    CellResult, CellStatus, ResultsError, RunResults, StepResult, TrialResult, write_atomically,
+};
 
 /// An output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,29 +102,203 @@ impl<'a> Matrix<'a> {
 }
 
 /// `2 / 1 / 1`: median retries of the step that first shows the page, then of each revisit;
-/// `–` where no trial showed the page in that step.
+/// `–` where no trial showed the page in that step. `⚑k/n` after a step: only k of the n
+/// trials showed the page there (the number is over those k); `⏱` after the cell: a step was cut
+/// off by the settle cap; `✗` an expectation broke.
 pub(crate) fn headline_text(cell: &CellResult) -> String {
     let broken = if cell.expectations.iter().any(|e| e.broken.is_some()) {
         " ✗"
     } else {
         ""
     };
+    let capped = if capped_steps(cell).next().is_some() {
+        " ⏱"
+    } else {
+        ""
+    };
+    let n = cell.trials.len();
     let text = match &cell.status {
         CellStatus::Measured if cell.headline.is_empty() => "no page".into(),
         CellStatus::Measured => cell
             .headline
             .iter()
             .map(|h| {
-                h.retries
+                let number = h
+                    .retries
                     .map(|r| r.to_string())
-                    .unwrap_or_else(|| "–".into())
+                    .unwrap_or_else(|| "–".into());
+                if h.trials_without_page > 0 {
+                    format!("{number} ⚑{}/{n}", n - h.trials_without_page)
+                } else {
+                    number
+                }
             })
             .collect::<Vec<_>>()
             .join(" / "),
         CellStatus::Unsupported { .. } => "unsupported".into(),
         CellStatus::Error { .. } => "error".into(),
     };
-    format!("{text}{broken}")
+    format!("{text}{capped}{broken}")
+}
+
+/// `(trial, step)` of every step that the settle cap cut off, the teardown excluded.
+fn capped_steps(cell: &CellResult) -> impl Iterator<Item = (&TrialResult, usize, &StepResult)> {
+    cell.trials.iter().flat_map(|t| {
+        t.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.settle_capped)
+            .map(move |(i, s)| (t, i, s))
+    })
+}
+
+/// `- cell proceed: 2 of 3 trials showed the page (trial 2 showed warning ERR_…)`.
+fn without_page_lines(cell: &CellResult) -> Vec<String> {
+    let n = cell.trials.len();
+    cell.headline
+        .iter()
+        .filter(|h| h.trials_without_page > 0)
+        .map(|h| {
+            let which: Vec<String> = cell
+                .trials
+                .iter()
+                .filter_map(|t| match t.steps.get(h.step) {
+                    Some(s) if s.page_shown => None,
+                    Some(s) => Some(format!("trial {} showed {}", t.index, s.shown)),
+                    None => Some(format!("trial {} did not reach it", t.index)),
+                })
+                .collect();
+            format!(
+                "- {} {} (step {}): {} of {n} trials showed the page ({})",
+                cell.key,
+                h.action,
+                h.step + 1,
+                n - h.trials_without_page,
+                which.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// `- cell trial 2 revisit (step 4): still busy at the settle cap`.
+fn capped_lines(cell: &CellResult) -> Vec<String> {
+    capped_steps(cell)
+        .map(|(t, i, s)| {
+            format!(
+                "- {} trial {} {} (step {}): connections still arriving at the settle cap",
+                cell.key,
+                t.index,
+                s.action,
+                i + 1
+            )
+        })
+        .collect()
+}
+
+/// `- cell: 2 connections in 1 of 3 trials, 1 failed handshake (trial 2: reset idle)`.
+fn teardown_lines(cell: &CellResult) -> Vec<String> {
+    let with: Vec<(&TrialResult, &StepResult)> = cell
+        .trials
+        .iter()
+        .filter_map(|t| t.teardown.as_ref().map(|s| (t, s)))
+        .filter(|(_, s)| !s.connections.is_empty())
+        .collect();
+    if with.is_empty() {
+        return Vec::new();
+    }
+    let connections: usize = with.iter().map(|(_, s)| s.connections.len()).sum();
+    let failed: u32 = with.iter().map(|(_, s)| s.failed_handshakes).sum();
+    let detail: Vec<String> = with
+        .iter()
+        .map(|(t, s)| format!("trial {}: {}", t.index, s.sequence.join(" ")))
+        .collect();
+    vec![format!(
+        "- {}: {} during teardown in {} of {} trials, {} ({})",
+        cell.key,
+        plural(connections, "connection"),
+        with.len(),
+        cell.trials.len(),
+        plural(failed as usize, "failed handshake"),
+        detail.join("; ")
+    )]
+}
+
+/// `- cell trial 1 visit: late-error (Broken pipe)`: connections that completed the handshake
+/// and then failed with an error, neither idle nor a failed handshake.
+fn error_after_handshake_lines(cell: &CellResult) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in &cell.trials {
+        for s in t.steps_and_teardown() {
+            for r in &s.connections {
+                if let Outcome::ErrorAfterHandshake { cause } = &r.outcome {
+                    out.push(format!(
+                        "- {} trial {} {}: connection {} {cause}",
+                        cell.key, t.index, s.action, r.id
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every section that lists what a cell's numbers do not show, in the order people should
+/// read them: (title, lines). Sections without lines are left out.
+fn finding_sections(results: &RunResults) -> Vec<(&'static str, Vec<String>)> {
+    let each = |f: fn(&CellResult) -> Vec<String>| -> Vec<String> {
+        results.cells.iter().flat_map(f).collect()
+    };
+    [
+        (
+            "Trials without the page (⚑k/n: the step's number is over the k trials that showed it)",
+            each(without_page_lines),
+        ),
+        (
+            "Steps cut off by the settle cap (⏱: connections still arrived after 10 s; later ones were counted in the next step or the teardown)",
+            each(capped_lines),
+        ),
+        (
+            "Connections during teardown (after the last step settled; in each trial's totals, never in a headline)",
+            each(teardown_lines),
+        ),
+        (
+            "Errors after a completed handshake (neither idle nor a failed handshake)",
+            each(error_after_handshake_lines),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, lines)| !lines.is_empty())
+    .collect()
+}
+
+/// `Teardown: 3 connections, 1 failed handshake in 306 trials.` — always printed, so a reader
+/// knows it was looked at.
+fn teardown_total(results: &RunResults) -> String {
+    let trials: Vec<&TrialResult> = results.cells.iter().flat_map(|c| &c.trials).collect();
+    let with_teardown = trials.iter().filter(|t| t.teardown.is_some()).count();
+    if with_teardown == 0 && !trials.is_empty() {
+        return "Teardown: not recorded (results written before schema 3).\n".into();
+    }
+    let (connections, failed) = trials
+        .iter()
+        .filter_map(|t| t.teardown.as_ref())
+        .fold((0, 0), |(c, f), s| {
+            (c + s.connections.len(), f + s.failed_handshakes as usize)
+        });
+    format!(
+        "Teardown (after the last step settled, never in a headline): {}, {} in {with_teardown} trials.\n",
+        plural(connections, "connection"),
+        plural(failed, "failed handshake")
+    )
+}
+
+/// `1 connection`, `2 connections`.
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 /// `- cell proceed: 9 failed in 3 trials = 6 preconnect + 3 first-attempt`, from browser logs.
@@ -167,11 +345,13 @@ fn legend(results: &RunResults) -> String {
     let env = &results.environment;
     let mut s = format!(
         "Each cell: median retries (failed handshakes before the page) of the step that first shows \
-         the page, then of each revisit — `min–max` in brackets when trials differ. \
+         the page, then of each revisit — `min–max` in brackets when trials differ; `⚑k/n` only k \
+         of n trials showed the page; `⏱` a step hit the settle cap; `✗` an expectation broke. \
          {} of {} cells.\n",
         results.cells.len(),
         results.cells_requested
     );
+    s += &teardown_total(results);
     for (name, v) in &env.browsers {
         let versions = [v.browser.as_deref(), v.driver.as_deref()]
             .into_iter()
@@ -224,7 +404,11 @@ fn terminal(results: &RunResults) -> String {
             causes.join("\n")
         )
     };
-    format!("{table}\n{}{causes}{broken}", legend(results))
+    let findings: String = finding_sections(results)
+        .into_iter()
+        .map(|(title, lines)| format!("{title}:\n{}\n", lines.join("\n")))
+        .collect();
+    format!("{table}\n{}{findings}{causes}{broken}", legend(results))
 }
 
 fn markdown(results: &RunResults) -> String {
@@ -275,6 +459,9 @@ fn markdown(results: &RunResults) -> String {
             )),
         })
         .collect();
+    for (title, lines) in finding_sections(results) {
+        s += &format!("\n## {title}\n\n{}\n", lines.join("\n"));
+    }
     let causes = cause_lines(results);
     if !causes.is_empty() {
         s += "\n## Why handshakes failed (browser logs)\n\n";
@@ -372,12 +559,17 @@ fn html(results: &RunResults) -> String {
                     .browser_peak_rss_kib
                     .map(|k| format!(", browser peak {} MiB", k / 1024))
                     .unwrap_or_default();
-                s += &format!("<p>trial {} ({} ms{memory})", t.index, t.wall_ms);
+                s += &format!(
+                    "<p>trial {} ({} ms{memory}; {} failed handshakes in all, the teardown's included)",
+                    t.index,
+                    t.wall_ms,
+                    t.failed_handshakes()
+                );
                 if let Some(e) = &t.error {
                     s += &format!(" — error: {}", esc(e));
                 }
                 s += "</p><ul>";
-                for step in &t.steps {
+                for step in t.steps_and_teardown() {
                     // Each connection's fate, and why the browser opened it when its log says.
                     let tokens: Vec<String> = step
                         .connections
@@ -395,10 +587,20 @@ fn html(results: &RunResults) -> String {
                             }
                         })
                         .collect();
+                    let shown = if step.action == crate::TEARDOWN {
+                        "(session closing)"
+                    } else {
+                        step.shown.as_str()
+                    };
+                    let capped = if step.settle_capped {
+                        " ⏱ cut off by the settle cap"
+                    } else {
+                        ""
+                    };
                     s += &format!(
-                        "<li>{} → {}: <code>{}</code></li>",
+                        "<li>{} → {}{capped}: <code>{}</code></li>",
                         esc(&step.action),
-                        esc(&step.shown),
+                        esc(shown),
                         esc(&tokens.join(" "))
                     );
                 }
@@ -408,7 +610,15 @@ fn html(results: &RunResults) -> String {
         }
         s += "</tr>";
     }
-    s += "</table></body></html>\n";
+    s += "</table>";
+    for (title, lines) in finding_sections(results) {
+        s += &format!("<h2>{}</h2><ul>", esc(title));
+        for l in lines {
+            s += &format!("<li>{}</li>", esc(l.trim_start_matches("- ")));
+        }
+        s += "</ul>";
+    }
+    s += "</body></html>\n";
     s
 }
 
@@ -458,7 +668,15 @@ fn junit(results: &RunResults) -> String {
             }
         };
         let mut case = TestCase::new(name, status);
-        case.set_system_out(headline_text(cell));
+        let mut out = vec![headline_text(cell)];
+        out.extend(without_page_lines(cell));
+        out.extend(capped_lines(cell));
+        out.extend(teardown_lines(cell));
+        out.extend(error_after_handshake_lines(cell));
+        if cell.trials.iter().any(|t| t.teardown.is_some()) && teardown_lines(cell).is_empty() {
+            out.push("teardown: no connections".into());
+        }
+        case.set_system_out(out.join("\n"));
         suites[idx].add_test_case(case);
     }
     report.add_test_suites(suites);

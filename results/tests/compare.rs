@@ -23,11 +23,13 @@ fn step(action: &str, retries: u32) -> StepResult {
         page_shown: true,
         started_at_us: 0,
         settled_at_us: 0,
+        settle_capped: false,
         failed_handshakes: retries,
         retries: Some(retries),
         page_on_reused_connection: false,
         idle: 0,
         established: 1,
+        errors_after_handshake: 0,
         requests: 1,
         alerts: Vec::new(),
         sequence: Vec::new(),
@@ -70,6 +72,7 @@ fn cell_with(
                     log_dir: format!("trials/trial-{}", t + 1),
                     steps,
                     unattributed: Vec::new(),
+                    teardown: None,
                     wall_ms: 0,
                     client_log: None,
                     browser_peak_rss_kib: None,
@@ -105,6 +108,34 @@ fn run(chromium: &str, cells: Vec<CellResult>) -> RunResults {
         cells_requested: cells.len(),
         cells,
     }
+}
+
+#[test]
+fn fewer_trials_reaching_the_page_is_a_change() {
+    // The same retries everywhere; only whether `proceed` reached the page moves: 10 of 10
+    // trials → 2 of 10. That must be confirmed like any count.
+    let old = run(
+        "156",
+        vec![cell_with("report-close", "mbedtls", &[&[2; 10]], Some(4))],
+    );
+    let mut new_cell = cell_with("report-close", "mbedtls", &[&[2; 10]], Some(4));
+    for t in new_cell.trials.iter_mut().skip(2) {
+        let proceed = &mut t.steps[1];
+        proceed.page_shown = false;
+        proceed.shown = "warning ERR_CERT_AUTHORITY_INVALID".into();
+        proceed.retries = None;
+        proceed.established = 0;
+    }
+    new_cell.summarise();
+    assert_eq!(new_cell.headline[0].trials_without_page, 8);
+    let d = diff(&old, &run("156", vec![new_cell]));
+    assert_eq!(d.changed.len(), 1, "{}", d.render());
+    let text = d.render();
+    assert!(
+        text.contains("proceed (step 2) page shown median 1 → 0 (confirmed")
+            && text.contains("new 1 1 0 + 0 0 0 0 0 0 0"),
+        "{text}"
+    );
 }
 
 #[test]

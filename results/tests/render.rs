@@ -37,30 +37,61 @@ fn fixed() -> RunResults {
         record(6, 2100, alert()),
         record(7, 2101, Outcome::Established { requests: 1 }),
     ];
-    let windows = vec![
-        StepWindow {
-            action: "visit".into(),
-            shown: "warning ERR_CERT_AUTHORITY_INVALID".into(),
-            page_shown: false,
-            started_at_us: 0,
-            settled_at_us: 1000,
-        },
-        StepWindow {
-            action: "proceed".into(),
-            shown: "page".into(),
-            page_shown: true,
-            started_at_us: 1000,
-            settled_at_us: 2000,
-        },
-        StepWindow {
-            action: "revisit".into(),
-            shown: "page".into(),
-            page_shown: true,
-            started_at_us: 2000,
-            settled_at_us: 3000,
-        },
+    let window = |action: &str, shown: &str, start: u64, settle_capped| StepWindow {
+        action: action.into(),
+        shown: shown.into(),
+        page_shown: shown == "page",
+        started_at_us: start,
+        settled_at_us: start + 1000,
+        settle_capped,
+    };
+    let warning = "warning ERR_CERT_AUTHORITY_INVALID";
+    let first = attribute(
+        &records,
+        &[
+            window("visit", warning, 0, false),
+            window("proceed", "page", 1000, false),
+            window("revisit", "page", 2000, false),
+        ],
+        4000,
+    );
+    // Trial 2: the click-through never reached the page, the revisit was still busy at the
+    // settle cap, and a connection failed while the session closed.
+    let second_records = vec![
+        record(1, 100, alert()),
+        record(2, 1100, alert()),
+        record(3, 1101, alert()),
+        record(4, 2100, alert()),
+        record(5, 2101, Outcome::Established { requests: 1 }),
+        record(
+            6,
+            3500,
+            Outcome::Rejected {
+                cause: Cause::Reset,
+            },
+        ),
     ];
-    let (steps, unattributed) = attribute(&records, &windows);
+    let second = attribute(
+        &second_records,
+        &[
+            window("visit", warning, 0, false),
+            window("proceed", warning, 1000, false),
+            window("revisit", "page", 2000, true),
+        ],
+        4000,
+    );
+    let trial = |index: usize, a: results::Attributed| TrialResult {
+        index,
+        error: None,
+        log_dir: format!("trials/report-close/mbedtls-chromium-tls1.3/trial-{index}"),
+        steps: a.steps,
+        unattributed: Vec::new(),
+        teardown: Some(a.teardown),
+        wall_ms: 2500,
+        browser_peak_rss_kib: Some(412_000),
+        confirmation: false,
+        client_log: None,
+    };
     let key = |backend: &str, browser: &str| CellKey {
         scenario: "report-close".into(),
         backend: backend.into(),
@@ -74,18 +105,15 @@ fn fixed() -> RunResults {
         connection: "close".into(),
         status: CellStatus::Measured,
         headline: Vec::new(),
-        expectations: Vec::new(),
-        trials: vec![TrialResult {
-            index: 1,
-            error: None,
-            log_dir: "trials/report-close/mbedtls-chromium-tls1.3/trial-1".into(),
-            steps,
-            unattributed,
-            wall_ms: 2500,
-            browser_peak_rss_kib: Some(412_000),
-            confirmation: false,
-            client_log: None,
+        // As the runner checks it (harness/src/runner.rs, `page_expectation`).
+        expectations: vec![results::ExpectationCheck {
+            rule: "every trial shows the page".into(),
+            reason: "the trust mode accepts the certificate".into(),
+            broken: Some(
+                "step 2 (proceed): 1 of 2 trials showed the page; trial 2 showed warning ERR_CERT_AUTHORITY_INVALID".into(),
+            ),
         }],
+        trials: vec![trial(1, first), trial(2, second)],
     };
     measured.summarise();
     let unsupported = CellResult {
@@ -154,7 +182,32 @@ fn headline_is_the_first_page_step_and_each_revisit() {
         (h[1].action.as_str(), h[1].retries.unwrap().median),
         ("revisit", 1)
     );
+    assert_eq!((h[0].trials_without_page, h[1].trials_without_page), (1, 0));
     assert!(!r.complete(), "an error cell makes the run incomplete");
+}
+
+#[test]
+fn every_output_shows_trials_without_the_page_the_teardown_and_the_settle_cap() {
+    let r = fixed();
+    for format in [
+        Format::Terminal,
+        Format::Markdown,
+        Format::Html,
+        Format::Junit,
+    ] {
+        let text = render(&r, format);
+        for needle in ["1 of 2 trials showed the page", "teardown", "settle cap"] {
+            assert!(
+                text.contains(needle),
+                "{format:?} lacks {needle:?}:\n{text}"
+            );
+        }
+    }
+    let junit = render(&r, Format::Junit);
+    assert!(
+        junit.contains("<failure") && junit.contains("every trial shows the page"),
+        "a trial without the page fails the cell's test case: {junit}"
+    );
 }
 
 #[test]
@@ -200,7 +253,7 @@ fn a_newer_schema_is_refused_with_a_clear_message() {
     std::fs::write(dir.path().join("matrix.json"), r#"{"schema_version": 99}"#).unwrap();
     let e = RunResults::read(dir.path()).unwrap_err().to_string();
     assert!(
-        e.contains("schema_version Some(99), this harness reads [1, 2]"),
+        e.contains("schema_version Some(99), this harness reads [1, 2, 3]"),
         "{e}"
     );
 }
