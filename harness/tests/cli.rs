@@ -575,3 +575,38 @@ fn the_nightly_promotes_only_what_the_gate_accepts_and_keeps_the_baseline_alive(
         "the baseline's expiry is explicit where it is uploaded"
     );
 }
+
+#[test]
+fn the_bench_floor_starts_the_browser_with_the_trial_s_own_functions() {
+    // The floor must do a trial's browser work: the same server, driver command, capabilities
+    // and teardown, taken from the functions trials use, never a copy that can drift.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let bench = std::fs::read_to_string(root.join("benches/trial_floor.rs")).unwrap();
+    for copied in [
+        "--headless",
+        "--no-sandbox",
+        "goog:chromeOptions",
+        "--port=",
+    ] {
+        assert!(
+            !bench.contains(copied),
+            "benches/trial_floor.rs holds its own `{copied}`"
+        );
+    }
+    for shared in [
+        "runner::server_spec(",
+        "browser::driver_command(",
+        "browser::capabilities(",
+        "browser::end_session(",
+        "server.stop()",
+        "BENCH_SETTLE_MS",
+    ] {
+        assert!(bench.contains(shared), "the floor uses `{shared}`");
+    }
+    let runner = std::fs::read_to_string(root.join("src/runner.rs")).unwrap();
+    let browser = std::fs::read_to_string(root.join("src/browser.rs")).unwrap();
+    assert!(runner.contains("let spec = server_spec(f, &bundle, cell.tls, plan.server_port);"));
+    assert!(browser.contains("let caps = capabilities(plan);"));
+    assert!(browser.contains("end_session(client, &mut self.driver).await;"));
+    assert!(browser.contains("} = driver_command(plan, port, tmp.path());"));
+}
