@@ -141,6 +141,16 @@ class Runner:
         # PyYAML reads the key `on` as True.
         self.jobs = self.workflow["jobs"]
         self.inputs = dict(kv.split("=", 1) for kv in args.input)
+        # A `type: boolean` input is a boolean in GitHub's `inputs` context, not the string
+        # "false" (which would be truthy). Inputs not given stay missing: as on a schedule.
+        on = self.workflow.get(True)  # PyYAML reads the key `on` as True
+        dispatch = on.get("workflow_dispatch") if isinstance(on, dict) else None
+        declared = (dispatch or {}).get("inputs") or {}
+        for name, value in self.inputs.items():
+            if (declared.get(name) or {}).get("type") == "boolean":
+                if value not in ("true", "false"):
+                    raise WorkflowError(f"input {name} is a boolean: true or false, not {value!r}")
+                self.inputs[name] = value == "true"
         self.rewrites = [r.split("=>", 1) for r in args.rewrite]
         self.rewrites_used = set()
         self.needs = {}

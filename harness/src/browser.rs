@@ -485,8 +485,7 @@ return m ? m[1] : '';
 impl BrowserSession {
     /// Starts the driver and a WebDriver session for one trial.
     pub async fn start(plan: &SessionPlan<'_>) -> Result<Self, BrowserError> {
-        let home = plan.dir.join("home");
-        let profile = plan.dir.join("profile");
+        let (home, profile) = home_and_profile(plan.dir);
         for d in [&home, &profile] {
             create_dir(d).await?;
         }
@@ -513,14 +512,6 @@ impl BrowserSession {
                 })?;
         }
 
-        let log = plan.dir.join(match plan.kind {
-            BrowserKind::Chromium => "chromedriver.log",
-            BrowserKind::Firefox => "geckodriver.log",
-        });
-        let driver_name = match plan.kind {
-            BrowserKind::Chromium => "chromedriver",
-            BrowserKind::Firefox => "geckodriver",
-        };
         // A short TMPDIR of its own: Chromium's singleton socket path must fit in 108 bytes,
         // which a temporary folder inside a deep run folder does not.
         let tmp = tempfile::Builder::new()
@@ -530,47 +521,19 @@ impl BrowserSession {
                 what: "creating a temporary folder".into(),
                 source,
             })?;
-        let mut env = vec![
-            ("HOME", home.clone()),
-            ("XDG_CONFIG_HOME", home.join(".config")),
-            ("XDG_CACHE_HOME", home.join(".cache")),
-            ("TMPDIR", tmp.path().to_owned()),
-        ];
-        if plan.kind == BrowserKind::Firefox {
-            // Firefox's own account of its connections (the driver passes its environment on).
-            env.push(("MOZ_LOG", "timestamp,nsHttp:5,nsSocketTransport:5".into()));
-            // Release builds honour `services.settings.server` only with this set; without it
-            // Firefox fetches remote settings from its own servers at start-up.
-            env.push(("MOZ_REMOTE_SETTINGS_DEVTOOLS", "1".into()));
-            env.push(("MOZ_LOG_FILE", plan.dir.join(MOZ_LOG_FILE)));
-        }
         let mut attempt = 0;
-        let (driver, port) = loop {
+        let (driver, port, log) = loop {
             attempt += 1;
             let port = free_port().map_err(|source| BrowserError::Io {
                 what: "finding a free port".into(),
                 source,
             })?;
-            let args: Vec<String> = match plan.kind {
-                // No `--allowed-ips`: with it chromedriver binds every interface (and only
-                // filters by peer address); without it, it binds 127.0.0.1 and ::1 alone. A
-                // WebDriver endpoint can start any program, so it must not be reachable at all.
-                BrowserKind::Chromium => vec![
-                    format!("--port={port}"),
-                    "--enable-chrome-logs".into(),
-                    format!("--log-path={}", log.display()),
-                ],
-                BrowserKind::Firefox => {
-                    vec![
-                        "--host".into(),
-                        "127.0.0.1".into(),
-                        "--port".into(),
-                        port.to_string(),
-                        "--log".into(),
-                        "info".into(),
-                    ]
-                }
-            };
+            let DriverCommand {
+                name: driver_name,
+                args,
+                env,
+                log,
+            } = driver_command(plan, port, tmp.path());
             let sweep = vec![plan.dir.to_owned(), tmp.path().to_owned()];
             match DriverProcess::spawn(
                 driver_name,
@@ -583,7 +546,7 @@ impl BrowserSession {
             )
             .await
             {
-                Ok(driver) => break (driver, port),
+                Ok(driver) => break (driver, port, log),
                 // Another process (a parallel trial's server) can take the probed port before
                 // the driver binds it; nothing has been measured yet, so try another port.
                 Err(reason) if attempt < 3 => {
@@ -599,7 +562,7 @@ impl BrowserSession {
             }
         };
 
-        let caps = capabilities(plan, &profile);
+        let caps = capabilities(plan);
         let driver_url = format!("http://127.0.0.1:{port}");
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
@@ -771,11 +734,91 @@ impl BrowserSession {
 
     /// Deletes the WebDriver session, then stops the driver and every process it left.
     pub async fn close(mut self) {
-        if let Some(client) = self.client.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
-        }
+        let client = self.client.take();
+        end_session(client, &mut self.driver).await;
         tracing::trace!(url = %self.driver_url, session = %self.session_id, "session closed");
-        self.driver.stop().await;
+    }
+}
+
+/// A trial's teardown: deletes the WebDriver session (bounded: a hung browser must not hang
+/// the run), then stops the driver and waits for every process of its group. Public so that
+/// the benchmark's floor (`benches/trial_floor.rs`) ends its sessions exactly as a trial does.
+pub async fn end_session(client: Option<Client>, driver: &mut DriverProcess) {
+    if let Some(client) = client {
+        let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
+    }
+    driver.stop().await;
+}
+
+/// A trial's browser HOME and profile folders inside its folder `dir`.
+pub fn home_and_profile(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("home"), dir.join("profile"))
+}
+
+/// How to start a trial's WebDriver server.
+pub struct DriverCommand {
+    /// `chromedriver` or `geckodriver`.
+    pub name: &'static str,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Its environment, passed on to the browser it starts.
+    pub env: Vec<(&'static str, PathBuf)>,
+    /// Where its (and, for Chromium, the browser's) log goes.
+    pub log: PathBuf,
+}
+
+/// The driver's arguments and environment for one trial listening on `port`, with `tmp` as the
+/// browser's TMPDIR. Public, with [`capabilities`], so that the benchmark's floor starts the
+/// same browser the same way as a trial (no copy of the arguments there).
+pub fn driver_command(plan: &SessionPlan<'_>, port: u16, tmp: &Path) -> DriverCommand {
+    let (home, _) = home_and_profile(plan.dir);
+    let log = plan.dir.join(match plan.kind {
+        BrowserKind::Chromium => "chromedriver.log",
+        BrowserKind::Firefox => "geckodriver.log",
+    });
+    let name = match plan.kind {
+        BrowserKind::Chromium => "chromedriver",
+        BrowserKind::Firefox => "geckodriver",
+    };
+    let mut env = vec![
+        ("HOME", home.clone()),
+        ("XDG_CONFIG_HOME", home.join(".config")),
+        ("XDG_CACHE_HOME", home.join(".cache")),
+        ("TMPDIR", tmp.to_owned()),
+    ];
+    if plan.kind == BrowserKind::Firefox {
+        // Firefox's own account of its connections (the driver passes its environment on).
+        env.push(("MOZ_LOG", "timestamp,nsHttp:5,nsSocketTransport:5".into()));
+        // Release builds honour `services.settings.server` only with this set; without it
+        // Firefox fetches remote settings from its own servers at start-up.
+        env.push(("MOZ_REMOTE_SETTINGS_DEVTOOLS", "1".into()));
+        env.push(("MOZ_LOG_FILE", plan.dir.join(MOZ_LOG_FILE)));
+    }
+    let args: Vec<String> = match plan.kind {
+        // No `--allowed-ips`: with it chromedriver binds every interface (and only
+        // filters by peer address); without it, it binds 127.0.0.1 and ::1 alone. A
+        // WebDriver endpoint can start any program, so it must not be reachable at all.
+        BrowserKind::Chromium => vec![
+            format!("--port={port}"),
+            "--enable-chrome-logs".into(),
+            format!("--log-path={}", log.display()),
+        ],
+        BrowserKind::Firefox => {
+            vec![
+                "--host".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                port.to_string(),
+                "--log".into(),
+                "info".into(),
+            ]
+        }
+    };
+    DriverCommand {
+        name,
+        args,
+        env,
+        log,
     }
 }
 
@@ -789,7 +832,12 @@ fn localhost_resolves_to_ipv6_first() -> bool {
         .is_some_and(|a| a.is_ipv6())
 }
 
-fn capabilities(plan: &SessionPlan<'_>, profile: &Path) -> serde_json::Map<String, Value> {
+/// The WebDriver capabilities of a trial's session: the browser's binary and every argument
+/// (Chromium's flags, NetLog, trust-mode flags) or Firefox's profile. The one place they are
+/// made: trials and the benchmark's floor both use it.
+pub fn capabilities(plan: &SessionPlan<'_>) -> serde_json::Map<String, Value> {
+    let (_, profile) = home_and_profile(plan.dir);
+    let profile = profile.as_path();
     let mut caps = serde_json::Map::new();
     caps.insert(
         "acceptInsecureCerts".into(),

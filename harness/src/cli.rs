@@ -80,7 +80,9 @@ enum Command {
     /// rejects at 0.05. A status change (measured ↔ error ↔ unsupported, page ↔ no page) is a
     /// change. Prints each flagged cell's trial values and p-value.
     Diff(DiffArgs),
-    /// Combine slices of one matrix run on different machines into one run folder.
+    /// Combine slices of one matrix run on different machines into one run folder. Slices
+    /// whose cells were measured with different browser, driver or library versions are not one
+    /// run: exit 2, naming both versions, and nothing is written.
     Merge {
         /// Run folders (or matrix.json files) to combine.
         #[arg(required = true)]
@@ -943,9 +945,20 @@ fn merge_runs(runs: &[PathBuf], out: &Path) -> Result<u8, Failure> {
             out.display()
         )));
     }
-    let (merged, conflicts) = results::merge(&slices);
-    for c in &conflicts {
-        eprintln!("conflict: {c}");
+    let (merged, notes) = match results::merge(&slices) {
+        Ok(m) => m,
+        Err(e) => {
+            // A merged run names one version per browser and library; slices that disagree
+            // would make it misstate what some cells measured. Nothing is written.
+            if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+                let one_line = e.to_string().replace('\n', " ");
+                println!("::error title=handshake-matrix merge::{one_line}");
+            }
+            return Err(usage(e));
+        }
+    };
+    for n in &notes {
+        eprintln!("note: {n}");
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     results::write_all(&merged, out).context("writing the merged run")?;

@@ -23,7 +23,7 @@ use crate::browser::{
 };
 use crate::netlog;
 use crate::progress::Progress;
-use crate::scenario::{Scenario, Step};
+use crate::scenario::{Scenario, ScenarioFile, Step};
 
 /// How a run is set up (the validated command line).
 #[derive(Clone, Debug)]
@@ -417,6 +417,27 @@ async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> TrialResult {
     trial
 }
 
+/// The server a trial of scenario `f` starts: `bundle`'s certificate, pinned to `tls`, on
+/// `port` (default: a free one). Public so that the benchmark's floor starts the same server.
+pub fn server_spec(
+    f: &ScenarioFile,
+    bundle: &CertBundle,
+    tls: TlsVersion,
+    port: Option<u16>,
+) -> ServerSpec {
+    let mut spec = ServerSpec::new(
+        bundle.chain_pem.clone(),
+        bundle.key_pem.clone(),
+        TlsPin::Only(tls),
+        f.connection,
+    );
+    spec.resumption = f.resumption;
+    spec.concurrency = f.concurrency;
+    spec.listen_backlog = f.listen_backlog;
+    spec.port = port;
+    spec
+}
+
 /// What a trial that ran produced.
 struct TrialOutput {
     steps: Vec<results::StepResult>,
@@ -433,16 +454,7 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         .with_context(|| format!("creating {}", dir.display()))?;
     let bundle = CertBundle::generate(f.cert)?;
     let files = bundle.write_to(&dir.join("certs"))?;
-    let mut spec = ServerSpec::new(
-        bundle.chain_pem.clone(),
-        bundle.key_pem.clone(),
-        TlsPin::Only(cell.tls),
-        f.connection,
-    );
-    spec.resumption = f.resumption;
-    spec.concurrency = f.concurrency;
-    spec.listen_backlog = f.listen_backlog;
-    spec.port = plan.server_port;
+    let spec = server_spec(f, &bundle, cell.tls, plan.server_port);
     let server = cell
         .backend
         .backend()

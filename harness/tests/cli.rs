@@ -288,3 +288,325 @@ fn diff_exits_3_only_on_confirmed_changes_and_lists_every_outcome() {
     );
     assert_eq!(out.matches("\n  changed: report-close").count(), 6, "{out}");
 }
+
+/// Writes `run` as `<dir>/<name>/matrix.json` and returns that folder.
+fn run_folder(dir: &Path, name: &str, run: &results::RunResults) -> PathBuf {
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("matrix.json"),
+        serde_json::to_string(run).unwrap(),
+    )
+    .unwrap();
+    folder
+}
+
+#[test]
+fn merge_fails_on_slices_measured_with_different_versions_and_names_both() {
+    let whole = results::RunResults::read(Path::new(&fixture("ab-new-confirmed"))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Two slices of one run: the TLS 1.2 cells and the TLS 1.3 cells.
+    let slice = |tls: &str| {
+        let mut s = whole.clone();
+        s.cells.retain(|c| c.key.tls == tls);
+        s.cells_requested = s.cells.len();
+        s
+    };
+    let a = run_folder(dir.path(), "slice-a", &slice("1.2"));
+    let mut newer = slice("1.3");
+    newer
+        .environment
+        .browsers
+        .get_mut("chromium")
+        .unwrap()
+        .browser = Some("Chromium 157.0.1.2".into());
+    let b = run_folder(dir.path(), "slice-b", &newer);
+    let same = run_folder(dir.path(), "slice-same", &slice("1.3"));
+
+    let out = dir.path().join("merged");
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out"])
+        .arg(&out)
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "chromium browser: Chromium 156.0.8078.108 in {}, but Chromium 157.0.1.2 in {}",
+            a.display(),
+            b.display()
+        )),
+        "{err}"
+    );
+    let annotations = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        annotations.starts_with("::error title=handshake-matrix merge::")
+            && annotations.contains("Chromium 157.0.1.2"),
+        "{annotations}"
+    );
+    assert!(!out.exists(), "a failed merge writes nothing");
+
+    // The same slices with one version merge into the whole run.
+    let o = harness(&[
+        "merge",
+        a.to_str().unwrap(),
+        same.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let merged = results::RunResults::read(&out).unwrap();
+    assert_eq!(merged.cells.len(), whole.cells.len());
+    assert_eq!(merged.environment.browsers, whole.environment.browsers);
+}
+
+/// Runs `scripts/baseline-gate.sh` on `run` with the comparison's exit code `diff_code`;
+/// returns its `promote` output and its stdout.
+fn baseline_gate(run: &Path, diff_code: &str) -> (String, String) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let output = tempfile::NamedTempFile::new().unwrap();
+    let o = Command::new(root.join("scripts/baseline-gate.sh"))
+        .arg(run)
+        .arg(diff_code)
+        .env("HARNESS", env!("CARGO_BIN_EXE_harness"))
+        .env("GITHUB_OUTPUT", output.path())
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let written = std::fs::read_to_string(output.path()).unwrap();
+    let promote = written
+        .lines()
+        .find_map(|l| l.strip_prefix("promote="))
+        .unwrap_or_else(|| panic!("no promote= in {written:?}"))
+        .to_owned();
+    (promote, String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+#[test]
+fn only_a_complete_run_without_errors_or_broken_expectations_becomes_the_baseline() {
+    let clean = results::RunResults::read(Path::new(&fixture("ab-new-confirmed"))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let good = run_folder(dir.path(), "good", &clean);
+    // Nothing changed, or a confirmed change (what accepting is for): accepted.
+    for code in ["0", "3"] {
+        let (promote, out) = baseline_gate(&good, code);
+        assert_eq!(promote, "true", "diff exit {code}: {out}");
+    }
+    // The comparison could not measure a cell: refused.
+    let (promote, out) = baseline_gate(&good, "1");
+    assert_eq!(promote, "false", "{out}");
+    assert!(
+        out.contains("::error title=handshake-matrix baseline::"),
+        "{out}"
+    );
+
+    // A broken expectation next to a confirmed change: the comparison's one exit code may say
+    // 3, and the run is still refused (the old condition accepted any 3).
+    let mut broken = clean.clone();
+    broken.cells[0]
+        .expectations
+        .push(results::ExpectationCheck {
+            rule: "retries ≤ 0 in every trial".into(),
+            reason: "test".into(),
+            broken: Some("trial 1: proceed retries 3".into()),
+        });
+    let (promote, out) = baseline_gate(&run_folder(dir.path(), "broken", &broken), "3");
+    assert_eq!(promote, "false", "{out}");
+    assert!(out.contains("an expectation broke"), "{out}");
+
+    // An error cell: refused.
+    let mut error = clean.clone();
+    error.cells[1].status = results::CellStatus::Error {
+        reason: "trial 2: chromedriver did not start".into(),
+        log: None,
+    };
+    let (promote, out) = baseline_gate(&run_folder(dir.path(), "error", &error), "3");
+    assert_eq!(promote, "false", "{out}");
+    assert!(out.contains("error cell"), "{out}");
+
+    // No run at all (the merge failed): refused.
+    let (promote, _) = baseline_gate(&dir.path().join("missing"), "0");
+    assert_eq!(promote, "false");
+}
+
+/// The merge job's step conditions, read by `scripts/run-workflow.py`'s evaluator (the one the
+/// fresh-machine test runs the workflow with): for each case (inputs, step outputs, whether
+/// the job already failed), the names of the steps that run.
+const NIGHTLY_CONDITIONS: &str = r#"
+import importlib.util, json, sys, yaml
+spec = importlib.util.spec_from_file_location("run_workflow", sys.argv[1])
+rw = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(rw)
+steps = yaml.safe_load(open(sys.argv[2]))["jobs"]["merge"]["steps"]
+result = []
+for case in json.loads(sys.argv[3]):
+    context = {"inputs": case["inputs"], "needs": {}, "matrix": {}, "github": {}, "env": {},
+               "steps": {k: {"outputs": v, "outcome": "success", "conclusion": "success"}
+                         for k, v in case["outputs"].items()}}
+    e = rw.Expr(context, case["failed"])
+    for s in steps:
+        for v in list((s.get("env") or {}).values()) + list((s.get("with") or {}).values()):
+            e.substitute(v)
+    result.append([s.get("name") or s.get("uses") for s in steps if e.condition(s.get("if"))])
+print(json.dumps(result))
+"#;
+
+#[test]
+fn the_nightly_promotes_only_what_the_gate_accepts_and_keeps_the_baseline_alive() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let gate = "May this run become the baseline? (complete, no error cell, no broken expectation)";
+    let accept = "Accept this run as the baseline";
+    let keep = "Keep the accepted baseline from expiring (upload it again, unchanged)";
+    let fail = "Fail on a confirmed change, an error cell or a broken expectation";
+    let nightly = serde_json::json!({});
+    let manual = serde_json::json!({"accept_baseline": true, "chromium_binary": ""});
+    let candidate =
+        serde_json::json!({"accept_baseline": true, "chromium_binary": "/opt/c/chrome"});
+    let outputs = |code: &str, promote: Option<&str>, present: &str| {
+        let mut o = serde_json::json!({"baseline": {"present": present}, "diff": {"code": code}});
+        if let Some(p) = promote {
+            o["gate"] = serde_json::json!({ "promote": p });
+        }
+        o
+    };
+    // (what, inputs, outputs, job already failed, [gate, accept, keep, fail] run?)
+    let cases = [
+        (
+            "a quiet night",
+            &nightly,
+            outputs("0", None, "true"),
+            false,
+            [false, false, true, false],
+        ),
+        (
+            "a night with a change",
+            &nightly,
+            outputs("3", None, "true"),
+            false,
+            [false, false, true, true],
+        ),
+        (
+            "a night without a baseline",
+            &nightly,
+            outputs("1", None, "false"),
+            false,
+            [false, false, false, true],
+        ),
+        (
+            "a night whose merge failed",
+            &nightly,
+            outputs("", None, "true"),
+            true,
+            [false, false, true, false],
+        ),
+        (
+            "accepting a change",
+            &manual,
+            outputs("3", Some("true"), "true"),
+            false,
+            [true, true, false, false],
+        ),
+        (
+            "the first baseline",
+            &manual,
+            outputs("0", Some("true"), "false"),
+            false,
+            [true, true, false, false],
+        ),
+        (
+            "accepting a change with a broken expectation",
+            &manual,
+            outputs("3", Some("false"), "true"),
+            false,
+            [true, false, true, true],
+        ),
+        (
+            "accepting a run with an error cell",
+            &manual,
+            outputs("1", Some("false"), "true"),
+            false,
+            [true, false, true, true],
+        ),
+        (
+            "accepting a candidate build",
+            &candidate,
+            outputs("3", None, "true"),
+            true,
+            [false, false, true, false],
+        ),
+    ];
+    let json_cases: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|(_, inputs, outputs, failed, _)| {
+            serde_json::json!({"inputs": inputs, "outputs": outputs, "failed": failed})
+        })
+        .collect();
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(NIGHTLY_CONDITIONS)
+        .arg(root.join("scripts/run-workflow.py"))
+        .arg(root.join(".github/workflows/nightly.yml"))
+        .arg(serde_json::to_string(&json_cases).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ran: Vec<Vec<String>> = serde_json::from_slice(&o.stdout).unwrap();
+    for ((what, _, _, _, expected), ran) in cases.iter().zip(&ran) {
+        for (step, runs) in [gate, accept, keep, fail].iter().zip(expected) {
+            assert_eq!(
+                ran.iter().any(|s| s == step),
+                *runs,
+                "{what}: `{step}` should {}run; ran {ran:#?}",
+                if *runs { "" } else { "not " }
+            );
+        }
+    }
+    let text = std::fs::read_to_string(root.join(".github/workflows/nightly.yml")).unwrap();
+    assert!(
+        text.contains("run: scripts/baseline-gate.sh results/runs/nightly \"$HM_CODE\""),
+        "the gate decides"
+    );
+    assert_eq!(
+        text.matches("retention-days: 90").count(),
+        2,
+        "the baseline's expiry is explicit where it is uploaded"
+    );
+}
+
+#[test]
+fn the_bench_floor_starts_the_browser_with_the_trial_s_own_functions() {
+    // The floor must do a trial's browser work: the same server, driver command, capabilities
+    // and teardown, taken from the functions trials use, never a copy that can drift.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let bench = std::fs::read_to_string(root.join("benches/trial_floor.rs")).unwrap();
+    for copied in [
+        "--headless",
+        "--no-sandbox",
+        "goog:chromeOptions",
+        "--port=",
+    ] {
+        assert!(
+            !bench.contains(copied),
+            "benches/trial_floor.rs holds its own `{copied}`"
+        );
+    }
+    for shared in [
+        "runner::server_spec(",
+        "browser::driver_command(",
+        "browser::capabilities(",
+        "browser::end_session(",
+        "server.stop()",
+        "BENCH_SETTLE_MS",
+    ] {
+        assert!(bench.contains(shared), "the floor uses `{shared}`");
+    }
+    let runner = std::fs::read_to_string(root.join("src/runner.rs")).unwrap();
+    let browser = std::fs::read_to_string(root.join("src/browser.rs")).unwrap();
+    assert!(runner.contains("let spec = server_spec(f, &bundle, cell.tls, plan.server_port);"));
+    assert!(browser.contains("let caps = capabilities(plan);"));
+    assert!(browser.contains("end_session(client, &mut self.driver).await;"));
+    assert!(browser.contains("} = driver_command(plan, port, tmp.path());"));
+}

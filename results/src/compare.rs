@@ -614,22 +614,100 @@ fn version_changes(old: &Environment, new: &Environment) -> Vec<String> {
     out
 }
 
+/// One browser, driver or library that two slices measured with different versions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionConflict {
+    /// e.g. `chromium browser`, `chromium driver`, `mbedtls`.
+    pub what: String,
+    /// The slice whose version the merged run would have claimed, and that version.
+    pub first: (String, String),
+    /// A slice that measured with another version, and that version.
+    pub other: (String, String),
+}
+
+impl std::fmt::Display for VersionConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} in {}, but {} in {}",
+            self.what, self.first.1, self.first.0, self.other.1, self.other.0
+        )
+    }
+}
+
+/// Why slices cannot be merged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MergeError {
+    /// The slices measured with different browser, driver or library versions: a merged run
+    /// has one version of each, so it would misstate what some of its cells measured.
+    #[error(
+        "the slices were measured with different versions, so they are not one run:\n  {}\n\
+         measure every slice with the same browsers and libraries, or merge only the slices that agree",
+        .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  ")
+    )]
+    VersionConflict(Vec<VersionConflict>),
+}
+
+/// The versions a slice measured with: for each browser its cells used, `<name> browser` and
+/// `<name> driver`; for each backend its cells used, the library version. A version the
+/// environment records for a browser or library no cell of the slice used measured nothing,
+/// so it cannot conflict (every slice records every installed browser and library).
+fn versions_used(run: &RunResults) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for cell in &run.cells {
+        if let Some(v) = run.environment.browsers.get(&cell.key.browser) {
+            for (what, version) in [("browser", &v.browser), ("driver", &v.driver)] {
+                if let Some(version) = version {
+                    out.insert(format!("{} {what}", cell.key.browser), version.clone());
+                }
+            }
+        }
+        if let Some(version) = run.environment.backends.get(&cell.key.backend) {
+            out.insert(cell.key.backend.clone(), version.clone());
+        }
+    }
+    out
+}
+
 /// Combines slices of one matrix run on different machines. Cells are taken from every slice
-/// (a key in two slices keeps the first and is reported); differing environments are reported
-/// in `conflicts`, never hidden.
-pub fn merge(slices: &[(String, RunResults)]) -> (RunResults, Vec<String>) {
-    let mut conflicts = Vec::new();
+/// (a key in two slices keeps the first and is reported in the returned notes). Slices whose
+/// cells measured with different versions of a browser, driver or library are not one run:
+/// that is an error naming both versions and their slices, never a note.
+pub fn merge(slices: &[(String, RunResults)]) -> Result<(RunResults, Vec<String>), MergeError> {
+    let mut notes = Vec::new();
     let Some((_, first)) = slices.first() else {
-        return (
+        return Ok((
             RunResults {
                 schema_version: crate::SCHEMA_VERSION,
                 environment: Environment::default(),
                 cells: Vec::new(),
                 cells_requested: 0,
             },
-            conflicts,
-        );
+            notes,
+        ));
     };
+    // The first slice that used each browser, driver and library, with its version.
+    let mut claimed: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut conflicts = Vec::new();
+    for (name, slice) in slices {
+        for (what, version) in versions_used(slice) {
+            match claimed.get(&what) {
+                None => {
+                    claimed.insert(what, (name.clone(), version));
+                }
+                Some(first) if first.1 != version => conflicts.push(VersionConflict {
+                    what,
+                    first: first.clone(),
+                    other: (name.clone(), version),
+                }),
+                Some(_) => {}
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(MergeError::VersionConflict(conflicts));
+    }
     let mut merged = RunResults {
         schema_version: crate::SCHEMA_VERSION,
         environment: first.environment.clone(),
@@ -637,30 +715,41 @@ pub fn merge(slices: &[(String, RunResults)]) -> (RunResults, Vec<String>) {
         cells_requested: 0,
     };
     merged.environment.ended_at = None;
-    let mut seen: BTreeMap<CellKey, String> = BTreeMap::new();
-    for (name, slice) in slices {
-        merged.cells_requested += slice.cells_requested;
-        let env = &slice.environment;
-        for v in version_changes(&merged.environment, env) {
-            // A browser or library only one slice used is not a conflict; a different version is.
-            if !v.contains("→ -") && !v.contains(": - →") {
-                conflicts.push(format!("{name}: {v}"));
-            }
-        }
-        for (k, v) in &env.browsers {
+    merged.environment.browsers.clear();
+    merged.environment.backends.clear();
+    // Each browser's and library's version comes from a slice that measured with it, else
+    // from the first slice that records it.
+    let claimant = |what: &str| {
+        claimed
+            .get(what)
+            .and_then(|(n, _)| slices.iter().find(|(name, _)| name == n))
+            .map(|(_, s)| &s.environment)
+    };
+    for (_, slice) in slices {
+        for (k, v) in &slice.environment.browsers {
+            let from = claimant(&format!("{k} browser"))
+                .or_else(|| claimant(&format!("{k} driver")))
+                .and_then(|e| e.browsers.get(k))
+                .unwrap_or(v);
             merged
                 .environment
                 .browsers
                 .entry(k.clone())
-                .or_insert_with(|| v.clone());
+                .or_insert_with(|| from.clone());
         }
-        for (k, v) in &env.backends {
+        for (k, v) in &slice.environment.backends {
+            let from = claimant(k).and_then(|e| e.backends.get(k)).unwrap_or(v);
             merged
                 .environment
                 .backends
                 .entry(k.clone())
-                .or_insert_with(|| v.clone());
+                .or_insert_with(|| from.clone());
         }
+    }
+    let mut seen: BTreeMap<CellKey, String> = BTreeMap::new();
+    for (name, slice) in slices {
+        merged.cells_requested += slice.cells_requested;
+        let env = &slice.environment;
         if env.started_at < merged.environment.started_at {
             merged.environment.started_at = env.started_at.clone();
         }
@@ -669,7 +758,7 @@ pub fn merge(slices: &[(String, RunResults)]) -> (RunResults, Vec<String>) {
         }
         for cell in &slice.cells {
             if let Some(other) = seen.get(&cell.key) {
-                conflicts.push(format!(
+                notes.push(format!(
                     "{name}: cell {} is also in {other}; kept {other}'s",
                     cell.key
                 ));
@@ -681,7 +770,7 @@ pub fn merge(slices: &[(String, RunResults)]) -> (RunResults, Vec<String>) {
         }
     }
     merged.cells.sort_by(|a, b| a.key.cmp(&b.key));
-    (merged, conflicts)
+    Ok((merged, notes))
 }
 
 /// One run in a history: its label and results.

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::attribution::{Attributed, StepWindow, TEARDOWN, attribute};
 pub use crate::compare::{
-    CellChange, CellTest, Component, Diff, HistoryEntry, Rule, Verdict, diff, diff_with,
-    history_table, merge,
+    CellChange, CellTest, Component, Diff, HistoryEntry, MergeError, Rule, Verdict,
+    VersionConflict, diff, diff_with, history_table, merge,
 };
 pub use crate::render::{Format, render, write_all};
 

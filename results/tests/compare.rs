@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use results::{
-    CellKey, CellResult, CellStatus, Environment, HistoryEntry, RunResults, SCHEMA_VERSION,
-    StepResult, ToolVersions, TrialResult, Verdict, diff, history_table, merge,
+    CellKey, CellResult, CellStatus, Environment, HistoryEntry, MergeError, RunResults,
+    SCHEMA_VERSION, StepResult, ToolVersions, TrialResult, Verdict, diff, history_table, merge,
 };
 
 fn key(scenario: &str, backend: &str) -> CellKey {
@@ -282,19 +282,21 @@ fn merging_slices_gives_the_cells_of_the_whole_run() {
     let a = cell("report-close", "mbedtls", &[&[1, 1, 1]]);
     let b = cell("report-close", "openssl", &[&[2, 2, 2]]);
     let whole = run("156", vec![a.clone(), b.clone()]);
-    let (merged, conflicts) = merge(&[
+    let (merged, notes) = merge(&[
         ("slice-a".into(), run("156", vec![a])),
         ("slice-b".into(), run("156", vec![b])),
-    ]);
-    assert!(conflicts.is_empty(), "{conflicts:?}");
+    ])
+    .unwrap();
+    assert!(notes.is_empty(), "{notes:?}");
     assert_eq!(merged.cells, whole.cells);
     assert_eq!(merged.cells_requested, 2);
+    assert_eq!(merged.environment.browsers, whole.environment.browsers);
     assert!(!diff(&whole, &merged).has_changes());
 }
 
 #[test]
-fn merging_different_browser_versions_reports_the_conflict() {
-    let (_, conflicts) = merge(&[
+fn merging_different_browser_versions_fails_naming_both() {
+    let e = merge(&[
         (
             "slice-a".into(),
             run("156", vec![cell("report-close", "mbedtls", &[&[1, 1, 1]])]),
@@ -303,13 +305,82 @@ fn merging_different_browser_versions_reports_the_conflict() {
             "slice-b".into(),
             run("157", vec![cell("report-close", "openssl", &[&[1, 1, 1]])]),
         ),
-    ]);
+    ])
+    .unwrap_err();
+    let MergeError::VersionConflict(conflicts) = &e else {
+        panic!("{e}")
+    };
+    let lines: Vec<String> = conflicts.iter().map(ToString::to_string).collect();
     assert_eq!(
-        conflicts,
+        lines,
         [
-            "slice-b: chromium browser: Chromium 156 → Chromium 157",
-            "slice-b: chromium driver: ChromeDriver 156 → ChromeDriver 157"
+            "chromium browser: Chromium 156 in slice-a, but Chromium 157 in slice-b",
+            "chromium driver: ChromeDriver 156 in slice-a, but ChromeDriver 157 in slice-b",
         ]
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("not one run") && text.contains(&lines[0]),
+        "{text}"
+    );
+}
+
+#[test]
+fn merging_different_library_versions_fails_naming_both() {
+    let mut b = run(
+        "156",
+        vec![cell("report-resumption", "mbedtls", &[&[1, 1, 1]])],
+    );
+    b.environment
+        .backends
+        .insert("mbedtls".into(), "Mbed TLS 3.6.7".into());
+    let e = merge(&[
+        (
+            "slice-a".into(),
+            run("156", vec![cell("report-close", "mbedtls", &[&[1, 1, 1]])]),
+        ),
+        ("slice-b".into(), b),
+    ])
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("mbedtls: Mbed TLS 3.6.6 in slice-a, but Mbed TLS 3.6.7 in slice-b"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_version_no_cell_of_a_slice_used_is_no_conflict() {
+    // Every slice records every installed browser and library. A Firefox slice's machine may
+    // have another Chromium: no cell of that slice measured it, and the merged run names the
+    // Chromium its Chromium cells used.
+    let mut firefox_cell = cell("report-close", "mbedtls", &[&[0, 0, 0]]);
+    firefox_cell.key.browser = "firefox".into();
+    let mut firefox_slice = run("157", vec![firefox_cell]);
+    firefox_slice.environment.browsers.insert(
+        "firefox".into(),
+        ToolVersions {
+            browser: Some("Mozilla Firefox 153.7.0esr".into()),
+            driver: Some("geckodriver 0.37.1".into()),
+            unavailable: None,
+        },
+    );
+    let (merged, notes) = merge(&[
+        ("slice-firefox".into(), firefox_slice),
+        (
+            "slice-chromium".into(),
+            run("156", vec![cell("report-close", "mbedtls", &[&[1, 1, 1]])]),
+        ),
+    ])
+    .unwrap();
+    assert!(notes.is_empty(), "{notes:?}");
+    assert_eq!(
+        merged.environment.browsers["chromium"].browser.as_deref(),
+        Some("Chromium 156")
+    );
+    assert_eq!(
+        merged.environment.browsers["firefox"].browser.as_deref(),
+        Some("Mozilla Firefox 153.7.0esr")
     );
 }
 
