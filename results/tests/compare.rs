@@ -51,6 +51,7 @@ fn cell_with(
         cert: "self-signed".into(),
         trust: "click-through".into(),
         connection: "close".into(),
+        chromium_features: Vec::new(),
         status: CellStatus::Measured,
         headline: Vec::new(),
         trials: (0..trials)
@@ -72,6 +73,7 @@ fn cell_with(
                     unattributed: Vec::new(),
                     wall_ms: 0,
                     client_log: None,
+                    client_log_problem: None,
                     browser_peak_rss_kib: None,
                     confirmation: confirm_from.is_some_and(|f| t + 1 >= f),
                 }

@@ -72,6 +72,7 @@ fn fixed() -> RunResults {
         cert: "self-signed".into(),
         trust: "click-through".into(),
         connection: "close".into(),
+        chromium_features: Vec::new(),
         status: CellStatus::Measured,
         headline: Vec::new(),
         expectations: Vec::new(),
@@ -85,6 +86,7 @@ fn fixed() -> RunResults {
             browser_peak_rss_kib: Some(412_000),
             confirmation: false,
             client_log: None,
+            client_log_problem: None,
         }],
     };
     measured.summarise();
@@ -96,6 +98,7 @@ fn fixed() -> RunResults {
         cert: "self-signed".into(),
         trust: "spki-pin".into(),
         connection: "close".into(),
+        chromium_features: Vec::new(),
         status: CellStatus::Unsupported {
             reason: "spki-pin is a Chromium mechanism".into(),
         },
@@ -108,6 +111,7 @@ fn fixed() -> RunResults {
         cert: "self-signed".into(),
         trust: "click-through".into(),
         connection: "close".into(),
+        chromium_features: Vec::new(),
         status: CellStatus::Error {
             reason: "trial 1: geckodriver did not start".into(),
             log: Some("trials/x".into()),
