@@ -101,6 +101,27 @@ pub struct Knobs {
     pub network_prediction_options: Option<i64>,
     /// Firefox pref `network.http.speculative-parallel-limit` (0 disables speculative connections).
     pub speculative_parallel_limit: Option<i64>,
+    /// Chromium features to enable (`--enable-features`), from a fixed list: a typo must fail
+    /// the scenario, not silently measure the default browser.
+    #[serde(default)]
+    pub chromium_features: Vec<ChromiumFeature>,
+}
+
+/// A Chromium feature a scenario may switch on. Only features whose effect on connections the
+/// harness knows how to read are listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ChromiumFeature {
+    /// The newer HTTP stream pool (`net/http/http_stream_pool*.cc`), off by default in 156.
+    HappyEyeballsV3,
+}
+
+impl ChromiumFeature {
+    /// The name Chromium knows the feature by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HappyEyeballsV3 => "HappyEyeballsV3",
+        }
+    }
 }
 
 /// Where the browser and driver binaries are.
@@ -869,6 +890,15 @@ pub fn capabilities(plan: &SessionPlan<'_>) -> serde_json::Map<String, Value> {
                     plan.cert.leaf_spki_sha256
                 )),
                 _ => {}
+            }
+            if !plan.knobs.chromium_features.is_empty() {
+                let features: Vec<&str> = plan
+                    .knobs
+                    .chromium_features
+                    .iter()
+                    .map(|f| f.as_str())
+                    .collect();
+                args.push(format!("--enable-features={}", features.join(",")));
             }
             let mut options = json!({
                 "binary": plan.binaries.browser.display().to_string(),

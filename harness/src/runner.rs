@@ -176,6 +176,15 @@ pub async fn run(plan: RunPlan, mut results: RunResults, progress: &Progress) ->
             cert: f.cert.as_str().into(),
             trust: f.trust.as_str().into(),
             connection: f.connection.as_str().into(),
+            chromium_features: if cell.browser == BrowserKind::Chromium {
+                f.knobs
+                    .chromium_features
+                    .iter()
+                    .map(|f| f.as_str().to_owned())
+                    .collect()
+            } else {
+                Vec::new()
+            },
             status: CellStatus::Measured,
             headline: Vec::new(),
             trials: Vec::new(),
@@ -387,6 +396,7 @@ async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> TrialResult {
         wall_ms: 0,
         browser_peak_rss_kib: None,
         client_log: None,
+        client_log_problem: None,
         confirmation: false,
     };
     // A hung browser must not hang the run: bound the whole trial.
@@ -398,6 +408,7 @@ async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> TrialResult {
             trial.teardown = Some(out.teardown);
             trial.browser_peak_rss_kib = out.peak_rss_kib;
             trial.client_log = out.client_log;
+            trial.client_log_problem = out.client_log_problem;
             trial.apply_client_causes();
         }
         Ok(Err(e)) => trial.error = Some(format!("{e:#}")),
@@ -444,6 +455,7 @@ struct TrialOutput {
     teardown: results::StepResult,
     peak_rss_kib: Option<u64>,
     client_log: Option<ClientLog>,
+    client_log_problem: Option<String>,
 }
 
 async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<TrialOutput> {
@@ -533,12 +545,17 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         anyhow::bail!(why);
     }
     let attributed = attribute(&records, &windows, stopped_at_us);
-    let client_log = client_log(cell.browser, dir, &plan.out, records).await;
+    let (client_log, client_log_problem) =
+        match client_log(cell.browser, dir, &plan.out, records).await {
+            Ok(log) => (log, None),
+            Err(problem) => (None, Some(problem)),
+        };
     Ok(TrialOutput {
         steps: attributed.steps,
         teardown: attributed.teardown,
         peak_rss_kib: peak,
         client_log,
+        client_log_problem,
     })
 }
 
@@ -555,13 +572,14 @@ fn server_fault(backend: BackendName, records: &[ConnectionRecord]) -> Option<St
 }
 
 /// Reads the browser's own log of the trial, joins it to the server's records and keeps it
-/// compressed. A log that cannot be read leaves every connection `unknown`, with a warning.
+/// compressed. A Chromium NetLog that is missing or cannot be read is the error, which the
+/// trial carries so that its cell shows it (its connections then have no cause at all).
 async fn client_log(
     browser: BrowserKind,
     dir: &Path,
     out: &Path,
     records: Vec<ConnectionRecord>,
-) -> Option<ClientLog> {
+) -> Result<Option<ClientLog>, String> {
     let dir = dir.to_owned();
     let rel = |p: &Path| p.strip_prefix(out).unwrap_or(p).display().to_string();
     let rel_dir = rel(&dir);
@@ -571,24 +589,13 @@ async fn client_log(
             BrowserKind::Chromium => {
                 let path = dir.join(NETLOG_FILE);
                 if !path.exists() {
-                    return Ok(None);
+                    anyhow::bail!("Chromium wrote no NetLog ({NETLOG_FILE})");
                 }
                 let summary = netlog::read(&path)?;
                 let joined = netlog::join(&records, &summary.sockets);
                 let connections = joined
                     .into_iter()
-                    .map(|(id, s)| {
-                        let side = ClientSide {
-                            cause: s.cause.as_str().into(),
-                            net_error: s.net_error,
-                            alert_sent: s.alert_sent.map(|(level, code)| {
-                                let level = if level == 2 { "fatal" } else { "warning" };
-                                format!("{level} {} ({code})", backends::record::alert_name(code))
-                            }),
-                            url: s.url,
-                        };
-                        (id, side)
-                    })
+                    .map(|(id, joined)| (id, client_side(joined)))
                     .collect();
                 let file = gzip(&path)?;
                 Ok(Some(ClientLog {
@@ -633,15 +640,52 @@ async fn client_log(
     })
     .await;
     match result {
-        Ok(Ok(log)) => log,
+        Ok(Ok(log)) => Ok(log),
         Ok(Err(e)) => {
             tracing::warn!("browser log of {shown_dir} unreadable: {e:#}");
-            None
+            Err(format!("NetLog unreadable: {e:#}"))
         }
         Err(e) => {
             tracing::warn!("browser log of {shown_dir}: {e}");
-            None
+            Err(format!("NetLog not read: {e}"))
         }
+    }
+}
+
+/// The browser's side of one server record, as `matrix.json` keeps it.
+fn client_side(joined: Result<netlog::ClientSocket, String>) -> ClientSide {
+    match joined {
+        Ok(s) => ClientSide {
+            cause: s.cause.as_str().into(),
+            unknown_reason: s.unknown_reason,
+            socket_source_id: Some(s.source_id),
+            evidence: s
+                .evidence
+                .into_iter()
+                .map(|e| results::Evidence {
+                    source_id: e.source_id,
+                    source_type: e.source_type,
+                    event: e.event,
+                })
+                .collect(),
+            reused_by: s.reused_by,
+            net_error: s.net_error,
+            alert_sent: s.alert_sent.map(|(level, code)| {
+                let level = if level == 2 { "fatal" } else { "warning" };
+                format!("{level} {} ({code})", backends::record::alert_name(code))
+            }),
+            url: s.url,
+        },
+        Err(reason) => ClientSide {
+            cause: netlog::ConnectCause::Unknown.as_str().into(),
+            unknown_reason: Some(reason),
+            socket_source_id: None,
+            evidence: Vec::new(),
+            reused_by: 0,
+            net_error: None,
+            alert_sent: None,
+            url: None,
+        },
     }
 }
 
@@ -751,6 +795,7 @@ mod tests {
             cert: "self-signed".into(),
             trust: "click-through".into(),
             connection: "close".into(),
+            chromium_features: Vec::new(),
             status: CellStatus::Measured,
             headline: Vec::new(),
             trials: Vec::new(),
@@ -794,6 +839,7 @@ mod tests {
                 teardown: Some(a.teardown),
                 wall_ms: 0,
                 client_log: None,
+                client_log_problem: None,
                 browser_peak_rss_kib: None,
                 confirmation: false,
             });

@@ -431,6 +431,27 @@ mod tests {
     }
 
     #[test]
+    fn chromium_features_come_from_a_fixed_list() {
+        let s = Scenario::parse(
+            Path::new("scenarios/x.toml"),
+            &format!("{OK}[knobs]\nchromium-features = [\"HappyEyeballsV3\"]\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            s.file.knobs.chromium_features,
+            [crate::browser::ChromiumFeature::HappyEyeballsV3]
+        );
+        // A typo must fail the scenario, not silently measure the default browser.
+        let e = err(&format!(
+            "{OK}[knobs]\nchromium-features = [\"HappyEyeballV3\"]\n"
+        ));
+        assert!(
+            e.starts_with("scenarios/x.toml:7:22: unknown variant `HappyEyeballV3`, expected `HappyEyeballsV3`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn unknown_key_points_at_line_and_column() {
         let e = err(&format!("{OK}colour = \"red\"\n"));
         assert!(

@@ -1,100 +1,146 @@
-//! The NetLog parser on excerpts recorded from real Chromium 156 runs on this machine
-//! (trimmed with `scripts/trim-netlog.py`), each with the server's records of the same trial.
+//! The NetLog parser on whole, untrimmed NetLogs recorded from real Chromium 156 runs on this
+//! machine (gzip'd, as the run folder keeps them), each with the server's records of the same
+//! trial. Each fixture has a golden file, `<name>.causes`, written by reading the log by hand
+//! once: per server record its client port, the cause and why.
 
-use std::collections::HashSet;
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use backends::{ConnectionRecord, SessionInfo};
-use harness::netlog::{self, ClientSocket, ConnectCause};
+use harness::netlog::{self, ClientSocket, ConnectCause, MAX_JOIN_DISTANCE_MS};
 
-fn data(name: &str) -> std::path::PathBuf {
+fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/netlog")
         .join(name)
 }
 
-fn records(name: &str) -> Vec<ConnectionRecord> {
-    std::fs::read_to_string(data(name))
+fn records(fixture: &str) -> Vec<ConnectionRecord> {
+    std::fs::read_to_string(data(&format!("{fixture}.connections.jsonl")))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
 
-#[test]
-fn click_through_every_failed_handshake_has_a_cause() {
-    let log = netlog::read(&data("click-through.json")).unwrap();
-    assert!(!log.truncated);
+fn joined(fixture: &str) -> BTreeMap<u64, Result<ClientSocket, String>> {
+    let log = netlog::read(&data(&format!("{fixture}.netlog.json.gz"))).unwrap();
+    assert!(!log.truncated, "{fixture}: a whole log");
     assert_eq!(
         log.browser_version
             .as_deref()
             .map(|v| v.starts_with("156.")),
         Some(true)
     );
-    let records = records("click-through.connections.jsonl");
-    let joined = netlog::join(&records, &log.sockets);
+    netlog::join(&records(fixture), &log.sockets)
+}
+
+/// `record port cause` per line of the golden file; `#` starts a comment (the why).
+fn golden(fixture: &str) -> BTreeMap<u64, (u16, String)> {
+    std::fs::read_to_string(data(&format!("{fixture}.causes")))
+        .unwrap()
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (
+                f[0].parse().unwrap(),
+                (f[1].parse().unwrap(), f[2].to_owned()),
+            )
+        })
+        .collect()
+}
+
+/// Every record's cause equals the golden file's, record by record.
+fn matches_golden(fixture: &str) {
+    let records = records(fixture);
+    let joined = joined(fixture);
+    let expected = golden(fixture);
+    let mut table = String::new();
+    let mut wrong = Vec::new();
     for r in &records {
-        let side = joined
-            .get(&r.id)
-            .unwrap_or_else(|| panic!("record {} (port {}) has no socket", r.id, r.client_port));
-        if r.outcome.is_failed_handshake() {
-            assert_ne!(side.cause, ConnectCause::Unknown, "record {}", r.id);
-            assert_eq!(side.net_error, Some(-202), "ERR_CERT_AUTHORITY_INVALID");
-            assert_eq!(
-                side.alert_sent,
-                Some((2, 46)),
-                "Chromium sent fatal certificate_unknown"
-            );
-        } else {
-            assert_eq!(
-                side.net_error, None,
-                "an established connection has no TLS error"
-            );
+        let (cause, why) = match &joined[&r.id] {
+            Ok(s) => (
+                s.cause.as_str().to_owned(),
+                format!(
+                    "socket {} {}{}",
+                    s.source_id,
+                    s.unknown_reason.as_deref().unwrap_or(""),
+                    s.evidence
+                        .iter()
+                        .map(|e| format!(" {}:{}", e.source_id, e.event))
+                        .collect::<String>()
+                ),
+            ),
+            Err(reason) => ("unknown".to_owned(), reason.clone()),
+        };
+        table += &format!(
+            "{} {} {cause} # {} {why}\n",
+            r.id,
+            r.client_port,
+            r.outcome.short()
+        );
+        match expected.get(&r.id) {
+            Some((port, c)) if *port == r.client_port && *c == cause => {}
+            other => wrong.push(format!(
+                "record {} port {}: got {cause}, golden {other:?}",
+                r.id, r.client_port
+            )),
         }
     }
-    let causes: HashSet<ConnectCause> = joined.values().map(|s| s.cause).collect();
-    assert!(causes.contains(&ConnectCause::Preconnect), "{causes:?}");
-    assert!(causes.contains(&ConnectCause::FirstAttempt), "{causes:?}");
-    assert!(
-        causes.contains(&ConnectCause::RestartWithAllowedCert),
-        "the restarts carry the user's decision: {causes:?}"
+    assert_eq!(
+        expected.len(),
+        records.len(),
+        "{fixture}: one golden line per record\n{table}"
     );
-    // What fails after the decision is never the restart itself.
-    for r in records.iter().filter(|r| r.outcome.is_failed_handshake()) {
-        assert_ne!(
-            joined[&r.id].cause,
-            ConnectCause::RestartWithAllowedCert,
-            "record {}",
-            r.id
-        );
-    }
+    assert!(
+        wrong.is_empty(),
+        "{fixture}:\n{}\n\ncomputed:\n{table}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
-fn without_prediction_there_is_no_preconnect() {
-    let log = netlog::read(&data("no-prediction.json")).unwrap();
-    let records = records("no-prediction.connections.jsonl");
-    let joined = netlog::join(&records, &log.sockets);
-    assert_eq!(joined.len(), records.len());
-    assert!(
-        joined
-            .values()
-            .all(|s| s.cause != ConnectCause::Preconnect && s.cause != ConnectCause::Unknown),
-        "{joined:#?}"
-    );
+fn click_through_causes_match_the_hand_read_log() {
+    matches_golden("click-through");
+}
+
+#[test]
+fn private_ca_click_through_causes_match_the_hand_read_log() {
+    matches_golden("private-ca");
+}
+
+#[test]
+fn no_prediction_causes_match_the_hand_read_log() {
+    matches_golden("no-prediction");
+}
+
+#[test]
+fn keep_alive_causes_match_the_hand_read_log() {
+    matches_golden("keep-alive");
+}
+
+#[test]
+fn happy_eyeballs_v3_causes_match_the_hand_read_log() {
+    matches_golden("hev3");
 }
 
 #[test]
 fn a_truncated_log_is_parsed_as_far_as_it_goes() {
-    let full = netlog::read(&data("click-through.json")).unwrap();
-    let cut = netlog::read(&data("truncated.json")).unwrap();
-    assert!(cut.truncated);
-    assert!(
-        cut.events > 0 && cut.events < full.events,
-        "{} of {}",
-        cut.events,
-        full.events
-    );
+    // Cut the real log mid-event, as a crashed browser leaves it (no trimmed copy on disk).
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(
+            std::fs::File::open(data("click-through.netlog.json.gz")).unwrap(),
+        ),
+        &mut plain,
+    )
+    .unwrap();
+    let full = netlog::parse(&plain).unwrap();
+    let cut = netlog::parse(&plain[..plain.len() * 2 / 3]).unwrap();
+    assert!(!full.truncated && cut.truncated);
+    assert!(cut.events > 0 && cut.events < full.events);
     assert!(!cut.sockets.is_empty());
     for s in &cut.sockets {
         let same = full
@@ -102,7 +148,7 @@ fn a_truncated_log_is_parsed_as_far_as_it_goes() {
             .iter()
             .find(|f| f.source_id == s.source_id)
             .expect("same socket in the full log");
-        assert_eq!(same.local_port, s.local_port);
+        assert_eq!(same.local_address, s.local_address);
     }
 }
 
@@ -116,14 +162,14 @@ fn garbage_is_an_error_not_a_panic() {
     );
 }
 
-fn record(id: u64, port: u16, accepted_ms: u64) -> ConnectionRecord {
+fn record(id: u64, client: &str, server: &str, accepted_ms: u64) -> ConnectionRecord {
     ConnectionRecord {
         id,
         accepted_at_us: accepted_ms * 1000,
         closed_at_us: accepted_ms * 1000 + 1,
-        client: format!("[::1]:{port}"),
-        client_port: port,
-        local: "[::1]:443".into(),
+        client: client.into(),
+        client_port: client.rsplit(':').next().unwrap().parse().unwrap(),
+        local: server.into(),
         outcome: backends::Outcome::Idle,
         session: SessionInfo::default(),
         backend_code: None,
@@ -132,12 +178,16 @@ fn record(id: u64, port: u16, accepted_ms: u64) -> ConnectionRecord {
     }
 }
 
-fn socket(id: i64, port: u16, at_ms: i64, cause: ConnectCause) -> ClientSocket {
+fn socket(id: i64, local: &str, remote: &str, at_ms: i64) -> ClientSocket {
     ClientSocket {
         source_id: id,
-        local_port: port,
+        local_address: local.into(),
+        remote_address: remote.into(),
         connected_at_ms: Some(at_ms),
-        cause,
+        cause: ConnectCause::FirstAttempt,
+        unknown_reason: None,
+        evidence: Vec::new(),
+        reused_by: 0,
         url: None,
         net_error: None,
         alert_sent: None,
@@ -145,44 +195,65 @@ fn socket(id: i64, port: u16, at_ms: i64, cause: ConnectCause) -> ClientSocket {
 }
 
 #[test]
-fn the_join_never_gives_one_server_connection_two_sockets_or_one_socket_two_connections() {
-    // Port 5000 reused: two records and two sockets, matched by time; a third record on the
-    // same port finds no socket left rather than sharing one.
+fn the_join_needs_the_address_pair_and_a_near_connect_time() {
+    let server = "[::1]:443";
     let records = vec![
-        record(1, 5000, 1_000),
-        record(2, 5000, 9_000),
-        record(3, 5000, 9_500),
-        record(4, 6000, 2_000),
+        record(1, "[::1]:5000", server, 1_000),
+        record(2, "[::1]:5000", server, 900_000),
+        record(3, "[::1]:6000", server, 2_000),
+        record(4, "127.0.0.1:7000", "127.0.0.1:443", 3_000),
+        record(5, "[::1]:8000", server, 4_000),
+        record(6, "[::1]:5000", server, 900_100),
     ];
     let sockets = vec![
-        socket(10, 5000, 8_990, ConnectCause::Preconnect),
-        socket(11, 5000, 995, ConnectCause::FirstAttempt),
-        socket(12, 6000, 1_990, ConnectCause::RestartWithAllowedCert),
+        socket(10, "[::1]:5000", server, 995),
+        // Port 5000 again, long after: only a connect just before the accept is the same one.
+        socket(11, "[::1]:5000", server, 899_990),
+        // The same client port to another server is another connection.
+        socket(12, "[::1]:6000", "[::1]:8443", 1_990),
+        // An IPv4 server record written as a mapped address is still that address.
+        socket(13, "[::ffff:127.0.0.1]:7000", "127.0.0.1:443", 2_999),
+        // Connected more than the bound before the accept.
+        socket(14, "[::1]:8000", server, 4_000 - MAX_JOIN_DISTANCE_MS - 1),
     ];
     let joined = netlog::join(&records, &sockets);
-    assert_eq!(joined[&1].source_id, 11);
-    assert_eq!(joined[&2].source_id, 10);
-    assert!(!joined.contains_key(&3), "no socket is used twice");
-    assert_eq!(joined[&4].source_id, 12);
-    let used: Vec<i64> = joined.values().map(|s| s.source_id).collect();
-    assert_eq!(used.len(), used.iter().collect::<HashSet<_>>().len());
+    let id = |r: u64| joined[&r].as_ref().map(|s| s.source_id).ok();
+    assert_eq!(id(1), Some(10));
+    assert_eq!(id(2), Some(11));
+    assert_eq!(id(3), None, "{:?}", joined[&3]);
+    assert_eq!(id(4), Some(13));
+    assert_eq!(id(5), None, "{:?}", joined[&5]);
+    assert_eq!(id(6), None, "no socket is used twice: {:?}", joined[&6]);
+    assert!(joined[&3].as_ref().unwrap_err().contains("no socket"));
 }
 
 #[test]
-fn a_connect_job_whose_request_took_another_socket_keeps_its_creator() {
-    // Recorded in a full matrix run: a request's socket request created a connect job, was then
-    // served by an earlier preconnect's socket, and the orphaned job connected and failed.
-    // Its cause is the request that created it, not `unknown`.
-    let log = netlog::read(&data("orphan-connect-job.json")).unwrap();
-    let records = records("orphan-connect-job.connections.jsonl");
-    let joined = netlog::join(&records, &log.sockets);
-    for r in records.iter().filter(|r| r.outcome.is_failed_handshake()) {
-        assert_ne!(
-            joined[&r.id].cause,
-            ConnectCause::Unknown,
-            "record {} port {}",
-            r.id,
-            r.client_port
-        );
+fn keep_alive_reuse_is_counted_on_the_connection_not_a_cause() {
+    // Record 6 served the proceed and both revisits over one connection: the NetLog binds
+    // three later requests to its socket as an existing one.
+    let joined = joined("keep-alive");
+    let s = joined[&6].as_ref().unwrap();
+    assert_eq!(s.cause, ConnectCause::RestartWithAllowedCert);
+    assert_eq!(s.reused_by, 3);
+}
+
+#[test]
+fn every_cause_names_its_evidence_and_every_unknown_its_reason() {
+    for fixture in [
+        "click-through",
+        "private-ca",
+        "no-prediction",
+        "keep-alive",
+        "hev3",
+    ] {
+        for (id, j) in joined(fixture) {
+            let s = j.unwrap_or_else(|e| panic!("{fixture} record {id}: {e}"));
+            assert!(s.evidence.len() >= 3, "{fixture} record {id}: {s:?}");
+            assert_eq!(
+                s.unknown_reason.is_some(),
+                s.cause == ConnectCause::Unknown,
+                "{fixture} record {id}"
+            );
+        }
     }
 }

@@ -28,9 +28,11 @@ pub use crate::render::{Format, render, write_all};
 /// 2: trials carry `confirmation` (measured again by `--confirm`). Version 1 files are read
 /// (every trial a first-pass trial).
 ///
-/// 3: trials carry `teardown` (and `unattributed` is always empty), steps `settle_capped` and
-/// `errors_after_handshake`, connection outcomes may be `error-after-handshake`. Versions 1
-/// and 2 are read (no teardown, no flags).
+/// 3: trials carry `teardown` (and `unattributed` is always empty) and `client_log_problem`,
+/// steps `settle_capped` and `errors_after_handshake`, connection outcomes may be
+/// `error-after-handshake`; a client log's connections carry `evidence`, `unknown_reason`,
+/// `socket_source_id` and `reused_by` (the cause `reuse` is gone); cells carry
+/// `chromium_features`. Versions 1 and 2 are read (no teardown, no flags, no evidence).
 pub const SCHEMA_VERSION: u32 = 3;
 
 /// Schema versions this harness reads.
@@ -90,14 +92,49 @@ pub struct NetLogInfo {
 #[serde(deny_unknown_fields)]
 pub struct ClientSide {
     /// Why the browser opened it: `preconnect`, `first-attempt`, `restart-with-allowed-cert`,
-    /// `reuse`, `parallel-attempt`, `ech-restart`, `unknown`.
+    /// `parallel-attempt`, `ech-restart`, `unknown` (older files may say `reuse`).
     pub cause: String,
+    /// For `unknown`: where the log's explicit links stop (or why no socket in the log is this
+    /// connection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_reason: Option<String>,
+    /// The log's socket joined to this connection (its NetLog source id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket_source_id: Option<i64>,
+    /// The NetLog sources and event types the cause rests on, from the socket up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
+    /// Requests that went out on this connection after the first (keep-alive reuse).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reused_by: u32,
     /// The browser's net error for the handshake, e.g. -202 (`ERR_CERT_AUTHORITY_INVALID`).
     pub net_error: Option<i64>,
     /// The alert the browser sent, e.g. `fatal certificate_unknown (46)`.
     pub alert_sent: Option<String>,
     /// The request URL, where the log names it.
     pub url: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One NetLog event a cause rests on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    /// The NetLog source id.
+    pub source_id: i64,
+    /// The source's type, e.g. `SSL_CONNECT_JOB`.
+    pub source_type: String,
+    /// The event type, e.g. `SOCKET_POOL_BOUND_TO_CONNECT_JOB`.
+    pub event: String,
+}
+
+impl std::fmt::Display for Evidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}", self.source_type, self.source_id, self.event)
+    }
 }
 
 /// A browser log of one trial, joined to the server's records.
@@ -187,6 +224,11 @@ pub struct CellResult {
     pub trust: String,
     /// The server's connection policy.
     pub connection: String,
+    /// Chromium features the scenario switched on (`--enable-features`), e.g.
+    /// `HappyEyeballsV3`; absent when none (the browser's defaults). They change how
+    /// connections are pooled and logged, so a cell's numbers depend on them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chromium_features: Vec<String>,
     /// Measured, unsupported or error.
     pub status: CellStatus,
     /// Per headline step: retries over the trials. Empty unless measured.
@@ -289,6 +331,10 @@ pub struct TrialResult {
     /// The browser's own log joined to the records, when captured.
     #[serde(default)]
     pub client_log: Option<ClientLog>,
+    /// Why the browser's log is missing or unreadable, for a browser that should write one
+    /// (Chromium's NetLog); its connections then have no cause at all, not `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_log_problem: Option<String>,
     /// Peak resident memory of the browser and its driver (sum of each process's peak, KiB),
     /// read just before the session closed; absent if the session never started.
     pub browser_peak_rss_kib: Option<u64>,

@@ -138,7 +138,17 @@ pub(crate) fn headline_text(cell: &CellResult) -> String {
         CellStatus::Unsupported { .. } => "unsupported".into(),
         CellStatus::Error { .. } => "error".into(),
     };
-    format!("{text}{capped}{broken}")
+    let without_log = cell
+        .trials
+        .iter()
+        .filter(|t| t.client_log_problem.is_some())
+        .count();
+    let netlog = if without_log > 0 {
+        format!(" (no NetLog in {without_log} of {})", cell.trials.len())
+    } else {
+        String::new()
+    };
+    format!("{text}{capped}{broken}{netlog}")
 }
 
 /// `(trial, step)` of every step that the settle cap cut off, the teardown excluded.
@@ -301,7 +311,32 @@ fn plural(n: usize, what: &str) -> String {
     }
 }
 
-/// `- cell proceed: 9 failed in 3 trials = 6 preconnect + 3 first-attempt`, from browser logs.
+/// Trials of `cell` whose browser log was read (only they say why connections were opened).
+fn trials_with_log(cell: &CellResult) -> usize {
+    cell.trials
+        .iter()
+        .filter(|t| t.client_log.is_some())
+        .count()
+}
+
+/// `- cell trial 2: Chromium wrote no NetLog (netlog.json)` for every trial whose log is
+/// missing or unreadable.
+fn missing_log_lines(results: &RunResults) -> Vec<String> {
+    results
+        .cells
+        .iter()
+        .flat_map(|c| {
+            c.trials.iter().filter_map(move |t| {
+                t.client_log_problem
+                    .as_ref()
+                    .map(|p| format!("- {} trial {}: {p}", c.key, t.index))
+            })
+        })
+        .collect()
+}
+
+/// `- cell proceed: 9 failed in 3 of 3 trials with a NetLog = 6 preconnect + 3 first-attempt`,
+/// from browser logs: only trials with a log are counted, and the count says how many that is.
 fn cause_lines(results: &RunResults) -> Vec<String> {
     let mut out = Vec::new();
     for c in results
@@ -315,9 +350,10 @@ fn cause_lines(results: &RunResults) -> Vec<String> {
             parts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
             let parts: Vec<String> = parts.iter().map(|(k, n)| format!("{n} {k}")).collect();
             out.push(format!(
-                "- {} {}: {total} failed in {} trials = {}",
+                "- {} {}: {total} failed in {} of {} trials with a NetLog = {}",
                 c.key,
                 h.action,
+                trials_with_log(c),
                 c.trials.len(),
                 parts.join(" + ")
             ));
@@ -408,7 +444,19 @@ fn terminal(results: &RunResults) -> String {
         .into_iter()
         .map(|(title, lines)| format!("{title}:\n{}\n", lines.join("\n")))
         .collect();
-    format!("{table}\n{}{findings}{causes}{broken}", legend(results))
+    let missing = missing_log_lines(results);
+    let missing = if missing.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "browser log missing or unreadable (those trials say nothing about causes):\n{}\n",
+            missing.join("\n")
+        )
+    };
+    format!(
+        "{table}\n{}{findings}{causes}{missing}{broken}",
+        legend(results)
+    )
 }
 
 fn markdown(results: &RunResults) -> String {
@@ -468,6 +516,12 @@ fn markdown(results: &RunResults) -> String {
         s += &causes.join("\n");
         s += "\n";
     }
+    let missing = missing_log_lines(results);
+    if !missing.is_empty() {
+        s += "\n## Browser log missing or unreadable\n\n";
+        s += &missing.join("\n");
+        s += "\n";
+    }
     let broken = broken_lines(results);
     if !broken.is_empty() {
         s += "\n## Broken expectations (✗)\n\n";
@@ -489,6 +543,31 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The hover text of one connection: its cause, the reason when unknown, and the NetLog
+/// sources and events the cause rests on.
+fn cause_title(record: u64, side: Option<&crate::ClientSide>) -> String {
+    let Some(side) = side else {
+        return format!("record {record}: unknown — not in the browser's log");
+    };
+    let mut t = format!("record {record}: {}", side.cause);
+    if let Some(socket) = side.socket_source_id {
+        t += &format!(" (NetLog socket {socket})");
+    }
+    if let Some(why) = &side.unknown_reason {
+        t += &format!("\nunknown because: {why}");
+    }
+    if !side.evidence.is_empty() {
+        t += "\nevidence:";
+        for e in &side.evidence {
+            t += &format!("\n  {e}");
+        }
+    }
+    if side.reused_by > 0 {
+        t += &format!("\nreused by {} later request(s)", side.reused_by);
+    }
+    t
+}
+
 fn html(results: &RunResults) -> String {
     let m = Matrix::new(results);
     let mut s = String::from(
@@ -497,7 +576,8 @@ fn html(results: &RunResults) -> String {
          td,th{border:1px solid #bbb;padding:4px 8px;vertical-align:top}\
          .r0{background:#c8f0c8}.r1{background:#fff3b0}.r2{background:#ffd2a0}.r3{background:#ffb0a0}\
          .unsupported{background:#eee;color:#666}.error{background:#f88}\
-         details summary{cursor:pointer;font-weight:bold}code{font-size:12px}</style></head><body>\
+         details summary{cursor:pointer;font-weight:bold}code{font-size:12px}\
+         .why{text-decoration:underline dotted;cursor:help}</style></head><body>\
          <h1>handshake-matrix results</h1>",
     );
     s += &format!("<pre>{}</pre>", esc(&legend(results)));
@@ -568,23 +648,28 @@ fn html(results: &RunResults) -> String {
                 if let Some(e) = &t.error {
                     s += &format!(" — error: {}", esc(e));
                 }
+                if let Some(p) = &t.client_log_problem {
+                    s += &format!(" — <b>browser log: {}</b>", esc(p));
+                }
                 s += "</p><ul>";
                 for step in t.steps_and_teardown() {
-                    // Each connection's fate, and why the browser opened it when its log says.
+                    // Each connection's fate, and why the browser opened it when its log says;
+                    // hovering (or tapping) a token shows what the cause rests on.
                     let tokens: Vec<String> = step
                         .connections
                         .iter()
                         .map(|r| {
-                            let why = t.client_log.as_ref().map(|l| {
-                                l.connections
-                                    .get(&r.id)
-                                    .map(|c| c.cause.as_str())
-                                    .unwrap_or("unknown")
-                            });
-                            match why {
-                                Some(why) => format!("{}[{why}]", r.outcome.short()),
-                                None => r.outcome.short(),
-                            }
+                            let Some(log) = &t.client_log else {
+                                return esc(&r.outcome.short());
+                            };
+                            let side = log.connections.get(&r.id);
+                            let cause = side.map(|c| c.cause.as_str()).unwrap_or("unknown");
+                            format!(
+                                "<span class=\"why\" tabindex=\"0\" title=\"{}\">{}[{}]</span>",
+                                esc(&cause_title(r.id, side)),
+                                esc(&r.outcome.short()),
+                                esc(cause)
+                            )
                         })
                         .collect();
                     let shown = if step.action == crate::TEARDOWN {
@@ -601,7 +686,7 @@ fn html(results: &RunResults) -> String {
                         "<li>{} → {}{capped}: <code>{}</code></li>",
                         esc(&step.action),
                         esc(shown),
-                        esc(&tokens.join(" "))
+                        tokens.join(" ")
                     );
                 }
                 s += "</ul>";

@@ -53,6 +53,7 @@ fn cell_with(
         cert: "self-signed".into(),
         trust: "click-through".into(),
         connection: "close".into(),
+        chromium_features: Vec::new(),
         status: CellStatus::Measured,
         headline: Vec::new(),
         trials: (0..trials)
@@ -75,6 +76,7 @@ fn cell_with(
                     teardown: None,
                     wall_ms: 0,
                     client_log: None,
+                    client_log_problem: None,
                     browser_peak_rss_kib: None,
                     confirmation: confirm_from.is_some_and(|f| t + 1 >= f),
                 }

@@ -91,6 +91,7 @@ fn fixed() -> RunResults {
         browser_peak_rss_kib: Some(412_000),
         confirmation: false,
         client_log: None,
+        client_log_problem: None,
     };
     let key = |backend: &str, browser: &str| CellKey {
         scenario: "report-close".into(),
@@ -103,6 +104,7 @@ fn fixed() -> RunResults {
         cert: "self-signed".into(),
         trust: "click-through".into(),
         connection: "close".into(),
+        chromium_features: Vec::new(),
         status: CellStatus::Measured,
         headline: Vec::new(),
         // As the runner checks it (harness/src/runner.rs, `page_expectation`).
@@ -124,6 +126,7 @@ fn fixed() -> RunResults {
         cert: "self-signed".into(),
         trust: "spki-pin".into(),
         connection: "close".into(),
+        chromium_features: Vec::new(),
         status: CellStatus::Unsupported {
             reason: "spki-pin is a Chromium mechanism".into(),
         },
@@ -136,6 +139,7 @@ fn fixed() -> RunResults {
         cert: "self-signed".into(),
         trust: "click-through".into(),
         connection: "close".into(),
+        chromium_features: Vec::new(),
         status: CellStatus::Error {
             reason: "trial 1: geckodriver did not start".into(),
             log: Some("trials/x".into()),
