@@ -102,7 +102,8 @@ async fn floor_trial(bins: &BrowserBinaries, scenario: &Scenario) -> f64 {
     browser::end_session(Some(client), &mut driver).await;
     tokio::task::spawn_blocking(move || server.stop())
         .await
-        .unwrap();
+        .unwrap()
+        .expect("every connection recorded");
     for d in [&home, &profile] {
         let _ = tokio::fs::remove_dir_all(d).await;
     }
