@@ -4,7 +4,7 @@
 //! expectation broken, nothing changed against the baseline; 1 at least one cell is `error` or
 //! the run was interrupted (or a `--confirm` cell could not be measured); 2 bad input (scenario,
 //! name, flag, missing folder); 3 a confirmed change against the baseline (`--baseline`,
-//! `diff`); 4 an expectation broke. When several apply, the lowest non-zero code wins, and the
+//! `diff`); 4 an expectation broke. When several apply, 1 wins over 4 and 4 over 3, and the
 //! `outcomes` block printed at the end lists every one of them.
 
 use std::collections::BTreeMap;
