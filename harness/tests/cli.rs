@@ -119,6 +119,24 @@ fn report_diff_and_history_of_a_missing_folder_are_usage_errors() {
 }
 
 #[test]
+fn a_zero_settle_is_refused_with_the_reason() {
+    let scenarios = scenario_dir(&[("a.toml", GOOD)]);
+    let out = tempfile::tempdir().unwrap();
+    let o = run_in(
+        scenarios.path(),
+        &out.path().join("run"),
+        &["--quiet-ms", "0"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--quiet-ms"), "{}", stderr(&o));
+    assert!(!out.path().join("run").exists(), "nothing written");
+    let help = harness(&["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(help.contains("0 would end every step at once"), "{help}");
+}
+
+#[test]
 fn no_arguments_explain_what_to_do() {
     let o = harness(&[]);
     assert_eq!(o.status.code(), Some(2));
