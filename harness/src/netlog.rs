@@ -19,11 +19,12 @@
 //!   (`TCP_CLIENT_SOCKET_POOL_REQUESTED_SOCKET` for a request, `…_REQUESTED_SOCKETS` for a
 //!   preconnect) while its `SOCKET_POOL` / `SOCKET_POOL_CONNECTING_N_SOCKETS` is open. When
 //!   every request waiting in the job's group at its creation is of one kind, that is the
-//!   cause. Otherwise the request the job or socket was handed to
-//!   (`SOCKET_POOL_BOUND_TO_CONNECT_JOB`, `SOCKET_POOL_BOUND_TO_SOCKET`) decides, through its
-//!   job controller (`HTTP_STREAM_JOB`'s dependency, or the controller's
-//!   `HTTP_STREAM_REQUEST_STARTED_JOB`) and the controller's own `is_preconnect` and
-//!   `allowed_bad_certs`.
+//!   cause; a request's kind comes from its job controller (`HTTP_STREAM_JOB`'s dependency, or
+//!   the controller's `HTTP_STREAM_REQUEST_STARTED_JOB`) and the controller's own
+//!   `is_preconnect` and `allowed_bad_certs`. Otherwise the cause is `unknown`: the request the
+//!   job or socket was handed to (`SOCKET_POOL_BOUND_TO_CONNECT_JOB`,
+//!   `SOCKET_POOL_BOUND_TO_SOCKET`) is named in the reason, but it is not what opened the
+//!   connection — the pool hands a finished job to whichever request waits.
 //! - **HTTP stream pool** (`--enable-features=HappyEyeballsV3`): `SOCKET_ALIVE` names the
 //!   stream attempt, `TCP_BASED_ATTEMPT_BOUND_TO_POOL` its attempt manager, and the manager
 //!   logs every requester itself (`HTTP_STREAM_POOL_ATTEMPT_MANAGER_PRECONNECT` naming the
@@ -806,19 +807,24 @@ impl World<'_> {
                 evidence,
             );
         };
+        // Who was handed the connection is not who it was opened for: the pool gives a finished
+        // job to whichever request is waiting then, and the job's SSL settings (the allowed bad
+        // certificates among them) are those of the request it was created for. A full run
+        // showed it: connections handed to a restart that carried the user's decision failed
+        // with ERR_CERT_AUTHORITY_INVALID, because they were created before that restart
+        // existed. So the request it was handed to is named in the reason, never the cause.
         evidence.push(self.ev(sj, "HTTP_STREAM_JOB", event));
-        match self.stream_job_kind(sj) {
-            Ok((kind, ev)) => {
-                evidence.extend(ev);
-                Found::known(kind.cause(), evidence, self.stream_job_url(sj))
-            }
-            Err(why) => Found::unknown(
-                format!(
-                    "connect job {job_id}: {waited}; it was handed to stream job {sj}, but {why}"
-                ),
-                evidence,
+        let handed_to = match self.stream_job_kind(sj) {
+            Ok((kind, _)) => format!("stream job {sj} (a {} request)", kind.cause().as_str()),
+            Err(why) => format!("stream job {sj} ({why})"),
+        };
+        Found::unknown(
+            format!(
+                "connect job {job_id}: {waited}; it was handed to {handed_to}, which the pool \
+                 does not say it was created for"
             ),
-        }
+            evidence,
+        )
     }
 
     /// A stream job's kind: its controller's own fields, or for a preconnect's stream job

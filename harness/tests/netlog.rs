@@ -122,6 +122,16 @@ fn keep_alive_causes_match_the_hand_read_log() {
 }
 
 #[test]
+fn a_connection_handed_to_a_restart_is_not_caused_by_it() {
+    // control-devtools-ignore, rustls, TLS 1.2, from a full run: the revisit's connect job 86
+    // was created before the restart's controller 88 existed and was then handed to its stream
+    // job 89; the handshake failed with ERR_CERT_AUTHORITY_INVALID, which a connection carrying
+    // the allowed certificate cannot. It was counted as `restart-with-allowed-cert` when the
+    // request it was handed to decided the cause.
+    matches_golden("devtools-handed");
+}
+
+#[test]
 fn happy_eyeballs_v3_causes_match_the_hand_read_log() {
     matches_golden("hev3");
 }
