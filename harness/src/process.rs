@@ -213,7 +213,7 @@ pub fn kill_processes_naming(dir: &Path) {
         let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
             continue;
         };
-        if cmdline.windows(needle.len()).any(|w| w == needle) {
+        if names_dir(&cmdline, needle) {
             // SAFETY: plain signal to a process we identified by its command line.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             killed.push(pid);
@@ -229,6 +229,16 @@ pub fn kill_processes_naming(dir: &Path) {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// Whether a NUL-separated command line names `dir` or a path inside it. The folder must end
+/// where the match ends: `…/trial-1` is not `…/trial-16`, whose browser a sweep after trial 1
+/// once killed while trial 16 of the same cell ran beside it.
+fn names_dir(cmdline: &[u8], dir: &[u8]) -> bool {
+    let dir = dir.strip_suffix(b"/").unwrap_or(dir);
+    (0..cmdline.len().saturating_sub(dir.len() - 1)).any(|i| {
+        cmdline[i..].starts_with(dir) && matches!(cmdline.get(i + dir.len()), None | Some(b'/' | 0))
+    })
 }
 
 /// Reaps zombie children we inherited as subreaper (e.g. Chromium's crash handler, which
@@ -564,4 +574,39 @@ pub fn stop_leftovers() -> Vec<String> {
     }
     reap_orphans();
     stopped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_dir;
+
+    #[test]
+    fn a_sweep_names_its_own_folder_and_nothing_that_merely_starts_like_it() {
+        let dir = b"/runs/x/trials/report-close/rustls-chromium-tls1.3/trial-1";
+        let args = |a: &[&str]| a.join("\0").into_bytes();
+        let own = args(&[
+            "chromium",
+            "--user-data-dir=/runs/x/trials/report-close/rustls-chromium-tls1.3/trial-1/profile",
+        ]);
+        let sixteenth = args(&[
+            "chromium",
+            "--user-data-dir=/runs/x/trials/report-close/rustls-chromium-tls1.3/trial-16/profile",
+        ]);
+        let exact = args(&[
+            "chromedriver",
+            "/runs/x/trials/report-close/rustls-chromium-tls1.3/trial-1",
+        ]);
+        let at_end = b"geckodriver\0--profile-root=/runs/x/trials/report-close/rustls-chromium-tls1.3/trial-1";
+        assert!(names_dir(&own, dir));
+        assert!(names_dir(&exact, dir));
+        assert!(names_dir(at_end, dir));
+        assert!(
+            !names_dir(&sixteenth, dir),
+            "trial-16 is not inside trial-1"
+        );
+        assert!(names_dir(
+            &own,
+            b"/runs/x/trials/report-close/rustls-chromium-tls1.3/trial-1/"
+        ));
+    }
 }
