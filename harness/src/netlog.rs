@@ -144,6 +144,57 @@ pub struct NetLogSummary {
     pub events: usize,
     /// Every client TCP socket with a local and a remote address.
     pub sockets: Vec<ClientSocket>,
+    /// Sockets whose `TCP_CONNECT` began but never ended (closed before Chromium saw the
+    /// connect complete): the kernel may have completed it, so the server saw a connection,
+    /// but the log names no local port to join it by.
+    #[serde(default)]
+    pub unconnected: Vec<UnconnectedSocket>,
+}
+
+/// A socket that began to connect and was closed before its connect completed in Chromium.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnconnectedSocket {
+    /// NetLog source id.
+    pub source_id: i64,
+    /// The first address it tried, e.g. `[::1]:44909`.
+    pub remote_address: String,
+    /// When `TCP_CONNECT` began, ms since the Unix epoch.
+    pub started_at_ms: i64,
+}
+
+/// Says more about records `join` left unjoined when the log has sockets to the same server
+/// that were closed before their connect completed (HappyEyeballsV3 cancels racing attempts
+/// this way): such a socket names no port, so the record stays `unknown`, but the reason lists
+/// the candidates instead of claiming the log has nothing.
+pub fn explain_unjoined(
+    joined: &mut BTreeMap<u64, Result<ClientSocket, String>>,
+    records: &[backends::ConnectionRecord],
+    unconnected: &[UnconnectedSocket],
+) {
+    for r in records {
+        let Some(Err(reason)) = joined.get_mut(&r.id) else {
+            continue;
+        };
+        let accepted_ms = (r.accepted_at_us / 1000) as i64;
+        let server = normalised(&r.local);
+        let candidates: Vec<String> = unconnected
+            .iter()
+            .filter(|u| server.is_some() && normalised(&u.remote_address) == server)
+            .filter(|u| {
+                (-JOIN_CLOCK_SLACK_MS..=MAX_JOIN_DISTANCE_MS)
+                    .contains(&(accepted_ms - u.started_at_ms))
+            })
+            .map(|u| u.source_id.to_string())
+            .collect();
+        if !candidates.is_empty() {
+            *reason = format!(
+                "{reason}; socket {} to {} began to connect in the join window and was closed \
+                 before its connect completed, so the log names no port for it",
+                candidates.join(", "),
+                r.local
+            );
+        }
+    }
 }
 
 /// A NetLog that cannot be read at all.
@@ -203,6 +254,8 @@ struct SocketState {
     local_address: Option<String>,
     remote_address: Option<String>,
     connected_at_ms: Option<i64>,
+    /// `TCP_CONNECT` began: the address it tried first, and when.
+    connect_started: Option<(String, i64)>,
     net_error: Option<i64>,
     alert_sent: Option<(u8, u8)>,
     /// Stream jobs bound to it, and whether each took it as an existing (reused) socket.
@@ -457,6 +510,18 @@ pub fn parse(bytes: &[u8]) -> Result<NetLogSummary, NetLogError> {
                 s.parent = dependency(&e.params);
             } else if kind == ev("TCP_CONNECT") {
                 s.is_tcp = true;
+                if e.phase == PHASE_BEGIN {
+                    let first = e
+                        .params
+                        .as_ref()
+                        .and_then(|p| p.get("address_list"))
+                        .and_then(|l| l.get(0))
+                        .and_then(Value::as_str);
+                    let time = e.time.as_deref().and_then(|t| t.parse::<i64>().ok());
+                    if let (Some(first), Some(time)) = (first, time) {
+                        s.connect_started = Some((first.to_owned(), time + tick_offset));
+                    }
+                }
                 if e.phase == PHASE_END {
                     s.local_address = param_str(&e.params, "local_address").map(str::to_owned);
                     s.remote_address = param_str(&e.params, "remote_address").map(str::to_owned);
@@ -629,6 +694,13 @@ pub fn parse(bytes: &[u8]) -> Result<NetLogSummary, NetLogError> {
     for (id, s) in &sockets {
         let (Some(local), Some(remote), true) = (&s.local_address, &s.remote_address, s.is_tcp)
         else {
+            if let (Some((remote, started_at_ms)), None) = (&s.connect_started, &s.local_address) {
+                summary.unconnected.push(UnconnectedSocket {
+                    source_id: *id,
+                    remote_address: remote.clone(),
+                    started_at_ms: *started_at_ms,
+                });
+            }
             continue;
         };
         let found = world.cause(*id, s);

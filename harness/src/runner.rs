@@ -592,7 +592,8 @@ async fn client_log(
                     anyhow::bail!("Chromium wrote no NetLog ({NETLOG_FILE})");
                 }
                 let summary = netlog::read(&path)?;
-                let joined = netlog::join(&records, &summary.sockets);
+                let mut joined = netlog::join(&records, &summary.sockets);
+                netlog::explain_unjoined(&mut joined, &records, &summary.unconnected);
                 let connections = joined
                     .into_iter()
                     .map(|(id, joined)| (id, client_side(joined)))

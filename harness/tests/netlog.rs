@@ -32,7 +32,10 @@ fn joined(fixture: &str) -> BTreeMap<u64, Result<ClientSocket, String>> {
             .map(|v| v.starts_with("156.")),
         Some(true)
     );
-    netlog::join(&records(fixture), &log.sockets)
+    let records = records(fixture);
+    let mut joined = netlog::join(&records, &log.sockets);
+    netlog::explain_unjoined(&mut joined, &records, &log.unconnected);
+    joined
 }
 
 /// `record port cause` per line of the golden file; `#` starts a comment (the why).
@@ -129,6 +132,21 @@ fn a_connection_handed_to_a_restart_is_not_caused_by_it() {
     // the allowed certificate cannot. It was counted as `restart-with-allowed-cert` when the
     // request it was handed to decided the cause.
     matches_golden("devtools-handed");
+}
+
+#[test]
+fn a_racing_attempt_closed_before_its_connect_completed_stays_unknown_and_says_why() {
+    // HappyEyeballsV3, report-close, rustls, TLS 1.3: socket 161 began TCP_CONNECT to the
+    // server 2.6 ms before record 16 was accepted and was closed 1 ms later without a
+    // TCP_CONNECT end, so the log never names its local port. The server saw the connection
+    // (eof); the log cannot be joined to it.
+    matches_golden("hev3-cancelled");
+    let reason = joined("hev3-cancelled")[&16].clone().unwrap_err();
+    assert!(
+        reason.starts_with("no socket in the NetLog connected from [::1]:45304 to [::1]:33427")
+            && reason.contains("socket 161 to [::1]:33427 began to connect in the join window"),
+        "{reason}"
+    );
 }
 
 #[test]
