@@ -795,7 +795,7 @@ impl World<'_> {
     }
 
     /// The socket pool: the job's own fields, then the requests waiting in its group when it
-    /// was created, then the request it was handed to.
+    /// was created. The request it was handed to is only named in an `unknown` reason.
     fn connect_job_cause(
         &self,
         socket: i64,

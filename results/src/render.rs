@@ -425,34 +425,19 @@ fn terminal(results: &RunResults) -> String {
         );
         table.add_row(cells);
     }
-    let broken = broken_lines(results);
-    let broken = if broken.is_empty() {
-        String::new()
-    } else {
-        format!("broken expectations (✗):\n{}\n", broken.join("\n"))
-    };
-    let causes = cause_lines(results);
-    let causes = if causes.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "why handshakes failed (browser logs):\n{}\n",
-            causes.join("\n")
-        )
-    };
     let findings: String = finding_sections(results)
         .into_iter()
-        .map(|(title, lines)| format!("{title}:\n{}\n", lines.join("\n")))
+        .map(|(title, lines)| text_section(title, &lines))
         .collect();
-    let missing = missing_log_lines(results);
-    let missing = if missing.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "browser log missing or unreadable (those trials say nothing about causes):\n{}\n",
-            missing.join("\n")
-        )
-    };
+    let causes = text_section(
+        "why handshakes failed (browser logs)",
+        &cause_lines(results),
+    );
+    let missing = text_section(
+        "browser log missing or unreadable (those trials say nothing about causes)",
+        &missing_log_lines(results),
+    );
+    let broken = text_section("broken expectations (✗)", &broken_lines(results));
     format!(
         "{table}\n{}{findings}{causes}{missing}{broken}",
         legend(results)
@@ -508,32 +493,37 @@ fn markdown(results: &RunResults) -> String {
         })
         .collect();
     for (title, lines) in finding_sections(results) {
-        s += &format!("\n## {title}\n\n{}\n", lines.join("\n"));
+        s += &markdown_section(title, &lines);
     }
-    let causes = cause_lines(results);
-    if !causes.is_empty() {
-        s += "\n## Why handshakes failed (browser logs)\n\n";
-        s += &causes.join("\n");
-        s += "\n";
-    }
-    let missing = missing_log_lines(results);
-    if !missing.is_empty() {
-        s += "\n## Browser log missing or unreadable\n\n";
-        s += &missing.join("\n");
-        s += "\n";
-    }
-    let broken = broken_lines(results);
-    if !broken.is_empty() {
-        s += "\n## Broken expectations (✗)\n\n";
-        s += &broken.join("\n");
-        s += "\n";
-    }
-    if !notes.is_empty() {
-        s += "\n## Not measured\n\n";
-        s += &notes.join("\n");
-        s += "\n";
-    }
+    s += &markdown_section(
+        "Why handshakes failed (browser logs)",
+        &cause_lines(results),
+    );
+    s += &markdown_section(
+        "Browser log missing or unreadable",
+        &missing_log_lines(results),
+    );
+    s += &markdown_section("Broken expectations (✗)", &broken_lines(results));
+    s += &markdown_section("Not measured", &notes);
     s
+}
+
+/// `title:` and the lines under it, or nothing when there are none (terminal).
+fn text_section(title: &str, lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("{title}:\n{}\n", lines.join("\n"))
+    }
+}
+
+/// `## title` and the lines under it, or nothing when there are none (`matrix.md`).
+fn markdown_section(title: &str, lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("\n## {title}\n\n{}\n", lines.join("\n"))
+    }
 }
 
 fn esc(s: &str) -> String {
