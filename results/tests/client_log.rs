@@ -1,29 +1,17 @@
 //! What the outputs say about the browser's log: causes over only the trials with a NetLog, a
 //! missing or unreadable log on its cell, and each cause's evidence in the HTML.
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use backends::{Cause, ConnectionRecord, Outcome, SessionInfo};
+use backends::{Cause, Outcome};
 use results::{
     CellKey, CellResult, CellStatus, ClientLog, ClientSide, Environment, Evidence, Format,
     RunResults, SCHEMA_VERSION, StepWindow, TrialResult, attribute, render,
 };
 
-fn record(id: u64, at: u64, outcome: Outcome) -> ConnectionRecord {
-    ConnectionRecord {
-        id,
-        accepted_at_us: at,
-        closed_at_us: at + 5,
-        client: format!("[::1]:{}", 40000 + id),
-        client_port: 40000 + id as u16,
-        local: "[::1]:8443".into(),
-        outcome,
-        session: SessionInfo::default(),
-        backend_code: None,
-        queue_wait_ms: None,
-        queue_wait_unknown: None,
-    }
-}
+use common::record;
 
 fn trial(index: usize, log: Option<ClientLog>, problem: Option<&str>) -> TrialResult {
     let records = vec![

@@ -1,28 +1,16 @@
 //! Snapshot tests of every renderer on a fixed results file, and the atomic writer.
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use backends::{Cause, ConnectionRecord, Outcome, SessionInfo};
+use backends::{Cause, Outcome};
 use results::{
     CellKey, CellResult, CellStatus, Environment, Format, RunResults, SCHEMA_VERSION, StepWindow,
     ToolVersions, TrialResult, attribute, render, write_all,
 };
 
-fn record(id: u64, at: u64, outcome: Outcome) -> ConnectionRecord {
-    ConnectionRecord {
-        id,
-        accepted_at_us: at,
-        closed_at_us: at + 5,
-        client: format!("[::1]:{}", 40000 + id),
-        client_port: 40000 + id as u16,
-        local: "[::1]:8443".into(),
-        outcome,
-        session: SessionInfo::default(),
-        backend_code: None,
-        queue_wait_ms: None,
-        queue_wait_unknown: None,
-    }
-}
+use common::record;
 
 fn fixed() -> RunResults {
     let alert = || Outcome::Rejected {
