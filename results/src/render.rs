@@ -746,9 +746,12 @@ fn junit(results: &RunResults) -> String {
         let mut out = vec![headline_text(cell)];
         out.extend(without_page_lines(cell));
         out.extend(capped_lines(cell));
-        out.extend(teardown_lines(cell));
+        let teardown = teardown_lines(cell);
+        let no_teardown_connections =
+            teardown.is_empty() && cell.trials.iter().any(|t| t.teardown.is_some());
+        out.extend(teardown);
         out.extend(error_after_handshake_lines(cell));
-        if cell.trials.iter().any(|t| t.teardown.is_some()) && teardown_lines(cell).is_empty() {
+        if no_teardown_connections {
             out.push("teardown: no connections".into());
         }
         case.set_system_out(out.join("\n"));
