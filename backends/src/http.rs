@@ -4,14 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::{Cause, ConnectionPolicy, HandshakeFailure, TlsSession};
+use model::{Cause, HandshakeFailure, PAGE_TITLE};
+
+use crate::{ConnectionPolicy, TlsSession};
 
 /// Largest request head accepted; a larger one ends the connection.
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
-
-/// The page a trial waits for; browsers show its title.
-pub const PAGE_TITLE: &str = "handshake-matrix";
 
 fn page() -> String {
     format!(

@@ -12,7 +12,6 @@ pub mod log;
 #[cfg_attr(hm_mbedtls_missing, path = "mbedtls_missing.rs")]
 pub mod mbedtls_backend;
 pub mod openssl_backend;
-pub mod record;
 pub mod rustls_backend;
 mod server;
 
@@ -21,11 +20,10 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
+use model::{Cause, ConnectionRecord, HandshakeFailure, SessionInfo, TlsVersion};
 use serde::{Deserialize, Serialize};
 
-pub use crate::http::PAGE_TITLE;
 pub use crate::log::ConnectionLog;
-pub use crate::record::{AlertLevel, Cause, ConnectionRecord, Ending, Outcome, SessionInfo};
 pub use crate::server::{ListenQueue, RunningServer, start};
 
 /// A TLS server library.
@@ -64,36 +62,6 @@ impl BackendName {
 }
 
 impl fmt::Display for BackendName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A TLS protocol version a server can be pinned to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum TlsVersion {
-    /// TLS 1.2.
-    #[serde(rename = "1.2")]
-    Tls12,
-    /// TLS 1.3.
-    #[serde(rename = "1.3")]
-    Tls13,
-}
-
-impl TlsVersion {
-    /// Both versions, oldest first.
-    pub const ALL: [Self; 2] = [Self::Tls12, Self::Tls13];
-
-    /// `1.2` or `1.3`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Tls12 => "1.2",
-            Self::Tls13 => "1.3",
-        }
-    }
-}
-
-impl fmt::Display for TlsVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -342,15 +310,6 @@ pub trait Acceptor: Send + Sync {
     ///
     /// On failure, the [`Cause`] says why and `backend_code` keeps the library's own code.
     fn accept(&self, tcp: TcpStream) -> Result<Box<dyn TlsSession>, HandshakeFailure>;
-}
-
-/// Why a handshake failed.
-#[derive(Clone, Debug)]
-pub struct HandshakeFailure {
-    /// The normalised cause.
-    pub cause: Cause,
-    /// What the library reported, verbatim (e.g. `-0x7780 SSL - A fatal alert message was received`).
-    pub backend_code: Option<String>,
 }
 
 /// An established TLS connection.

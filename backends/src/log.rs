@@ -4,7 +4,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::record::ConnectionRecord;
+use model::ConnectionRecord;
 
 /// Every connection a server accepted, recorded when it closes.
 ///

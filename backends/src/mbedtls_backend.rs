@@ -11,11 +11,11 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use crate::iana::{cipher_suite_name, normalise_version};
-use crate::record::{Cause, SessionInfo};
 use crate::{
     Acceptor, BackendError, BackendName, HandshakeFailure, ServerSpec, TlsBackend, TlsSession,
     TlsVersion,
 };
+use model::{Cause, SessionInfo};
 
 #[repr(C)]
 struct HmServer {

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use crate::{Acceptor, BackendError, BackendName, ServerSpec, TlsBackend, TlsVersion};
+use model::TlsVersion;
+
+use crate::{Acceptor, BackendError, BackendName, ServerSpec, TlsBackend};
 
 /// The Mbed TLS backend, unavailable in this build.
 #[derive(Debug, Default, Clone, Copy)]

@@ -20,11 +20,11 @@ use openssl::x509::X509;
 use openssl_sys::{SSL, SSL_CTX};
 
 use crate::iana::{cipher_suite_name, normalise_version};
-use crate::record::{Cause, SessionInfo};
 use crate::{
     Acceptor, BackendError, BackendName, HandshakeFailure, ServerSpec, TlsBackend, TlsSession,
     TlsVersion, io_cause,
 };
+use model::{Cause, SessionInfo};
 
 unsafe extern "C" {
     fn SSL_CTX_set_info_callback(

@@ -10,11 +10,11 @@ use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache};
 use rustls::{ServerConfig, ServerConnection};
 
 use crate::iana::cipher_suite_name;
-use crate::record::{AlertLevel, Cause, SessionInfo};
 use crate::{
     Acceptor, BackendError, BackendName, HandshakeFailure, ServerSpec, TlsBackend, TlsSession,
     TlsVersion, io_cause,
 };
+use model::{AlertLevel, Cause, SessionInfo};
 
 /// The rustls backend.
 #[derive(Debug, Default, Clone, Copy)]
@@ -92,7 +92,7 @@ fn failure(err: &std::io::Error) -> HandshakeFailure {
             Cause::Alert {
                 level: AlertLevel::Fatal,
                 code,
-                description: crate::record::alert_name(code).into(),
+                description: model::alert_name(code).into(),
             }
         }
         Some(other) => Cause::Error {

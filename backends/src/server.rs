@@ -12,11 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::http::{ResponseStyle, serve_as};
 use crate::log::ConnectionLog;
-use crate::record::{
-    Cause, ConnectionRecord, Ending, Outcome, SERVER_FAULT_NO_WORKER, SERVER_FAULT_PANIC,
-    SessionInfo,
-};
 use crate::{Acceptor, BackendError, BackendName, Concurrency, ConnectionPolicy, ServerSpec};
+use model::{Cause, ConnectionRecord, Ending, Outcome, ServerFault, SessionInfo};
 
 /// A server accepting on 127.0.0.1 and (where the machine has IPv6) [::1], on one port.
 ///
@@ -272,8 +269,9 @@ fn accept_loop(listener: TcpListener, ctx: Context) {
                     closed_at_us: now_us(),
                     local: String::new(),
                     outcome: Outcome::Rejected {
-                        cause: Cause::Error {
-                            message: format!("{SERVER_FAULT_NO_WORKER}{e}"),
+                        cause: Cause::ServerFault {
+                            fault: ServerFault::NoWorkerThread,
+                            message: e.to_string(),
                         },
                     },
                     ..fault
@@ -430,8 +428,9 @@ impl Accepted {
                 .unwrap_or_else(|| "backend panicked".into());
             ConnectionRecord {
                 outcome: Outcome::Rejected {
-                    cause: Cause::Error {
-                        message: format!("{SERVER_FAULT_PANIC}{message}"),
+                    cause: Cause::ServerFault {
+                        fault: ServerFault::BackendPanicked,
+                        message,
                     },
                 },
                 ..base

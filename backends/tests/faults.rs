@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use backends::{
-    Acceptor, BackendError, BackendName, ConnectionPolicy, HandshakeFailure, Outcome, ServerSpec,
-    TlsPin, TlsSession, TlsVersion,
+    Acceptor, BackendError, BackendName, ConnectionPolicy, ServerSpec, TlsPin, TlsSession,
 };
 use certs::{CertBundle, CertKind};
+use model::{HandshakeFailure, Outcome, TlsVersion};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backends::{
-    BackendError, BackendName, Cause, Concurrency, ConnectionPolicy, ConnectionRecord, Outcome,
-    RunningServer, ServerSpec, TlsPin, TlsVersion,
+    BackendError, BackendName, Concurrency, ConnectionPolicy, RunningServer, ServerSpec, TlsPin,
 };
 use certs::{CertBundle, CertKind};
+use model::{Cause, ConnectionRecord, Outcome, TlsVersion};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
@@ -340,7 +340,7 @@ macro_rules! backend_tests {
                 let r = only(&records);
                 match &r.outcome {
                     Outcome::Rejected { cause: Cause::Alert { level, code: 48, description } } => {
-                        assert_eq!(*level, backends::AlertLevel::Fatal);
+                        assert_eq!(*level, model::AlertLevel::Fatal);
                         assert_eq!(description, "unknown_ca");
                     }
                     other => panic!("expected rejected alert(fatal, unknown_ca): {other:?} {r:#?}"),

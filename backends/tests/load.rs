@@ -8,10 +8,9 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backends::{
-    BackendName, Cause, ConnectionPolicy, Outcome, RunningServer, ServerSpec, TlsPin, TlsVersion,
-};
+use backends::{BackendName, ConnectionPolicy, RunningServer, ServerSpec, TlsPin};
 use certs::{CertBundle, CertKind};
+use model::{Cause, Outcome, TlsVersion};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 

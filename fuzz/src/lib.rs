@@ -10,11 +10,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use backends::http::{ResponseStyle, serve_as};
-use backends::{
-    Cause, ConnectionPolicy, ConnectionRecord, Ending, HandshakeFailure, Outcome, SessionInfo,
-    TlsSession,
-};
-use harness::scenario::{Scenario, ScenarioError, Step};
+use backends::{ConnectionPolicy, TlsSession};
+use harness::scenario::{Scenario, ScenarioError};
+use model::{Cause, ConnectionRecord, Ending, HandshakeFailure, Outcome, SessionInfo, Step};
 
 /// A target's check: panics when a property does not hold for the input.
 pub type Check = fn(&[u8]);

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use backends::{BackendName, TlsVersion};
+use backends::BackendName;
 use certs::CertBundle;
 use fantoccini::ClientBuilder;
 use harness::browser::{self, BrowserBinaries, BrowserKind, SessionPlan, binary_version};
@@ -38,6 +38,7 @@ use harness::process::{DriverProcess, free_port};
 use harness::progress::Progress;
 use harness::runner::{self, RunPlan, run};
 use harness::scenario::Scenario;
+use model::TlsVersion;
 use results::{Environment, RunResults, SCHEMA_VERSION};
 
 const SCENARIO: &str = "description = \"bench\"\ncert = \"self-signed\"\ntrust = \"accept-insecure\"\nconnection = \"keep-alive\"\nsteps = [\"visit\"]\n";

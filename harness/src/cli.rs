@@ -13,9 +13,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use backends::{BackendName, Concurrency, ConnectionPolicy, ServerSpec, TlsPin, TlsVersion};
+use backends::{BackendName, Concurrency, ConnectionPolicy, ServerSpec, TlsPin};
 use certs::{CertBundle, CertKind};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use model::TlsVersion;
 use results::{Environment, Format, RunResults, SCHEMA_VERSION, ToolVersions};
 
 use crate::browser::{BrowserBinaries, BrowserKind, binary_version};

@@ -41,44 +41,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
+pub use model::ClientCause;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// Why the browser opened a connection.
-///
-/// There is no `reuse`: a server record is one TCP connection, opened once; requests that
-/// later went out on it (keep-alive) are counted in [`ClientSocket::reused_by`] instead.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ConnectCause {
-    /// A speculative socket opened while a navigation starts; no allowed-bad-cert list.
-    Preconnect,
-    /// A request before any decision about the certificate.
-    FirstAttempt,
-    /// A request restarted after the user proceeded (or a DevTools override).
-    RestartWithAllowedCert,
-    /// A parallel connect attempt (backup job, IPv6/IPv4 fallback race).
-    ParallelAttempt,
-    /// A connection restarted with a new ECH configuration.
-    EchRestart,
-    /// The log has no explicit link to what opened it; [`ClientSocket::unknown_reason`] says
-    /// where the links stop.
-    Unknown,
-}
-
-impl ConnectCause {
-    /// The kebab-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Preconnect => "preconnect",
-            Self::FirstAttempt => "first-attempt",
-            Self::RestartWithAllowedCert => "restart-with-allowed-cert",
-            Self::ParallelAttempt => "parallel-attempt",
-            Self::EchRestart => "ech-restart",
-            Self::Unknown => "unknown",
-        }
-    }
-}
 
 /// One NetLog event a cause rests on: the source that logged it and the event type.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -115,7 +80,7 @@ pub struct ClientSocket {
     /// When TCP connected, ms since the Unix epoch.
     pub connected_at_ms: Option<i64>,
     /// Why it was opened.
-    pub cause: ConnectCause,
+    pub cause: ClientCause,
     /// For `unknown`: where the explicit links stop.
     pub unknown_reason: Option<String>,
     /// The sources and event types the cause rests on.
@@ -168,7 +133,7 @@ pub struct UnconnectedSocket {
 /// the candidates instead of claiming the log has nothing.
 pub fn explain_unjoined(
     joined: &mut BTreeMap<u64, Result<ClientSocket, String>>,
-    records: &[backends::ConnectionRecord],
+    records: &[model::ConnectionRecord],
     unconnected: &[UnconnectedSocket],
 ) {
     for r in records {
@@ -238,11 +203,11 @@ enum RequesterKind {
 }
 
 impl RequesterKind {
-    fn cause(self) -> ConnectCause {
+    fn cause(self) -> ClientCause {
         match self {
-            Self::Preconnect => ConnectCause::Preconnect,
-            Self::FirstAttempt => ConnectCause::FirstAttempt,
-            Self::Restart => ConnectCause::RestartWithAllowedCert,
+            Self::Preconnect => ClientCause::Preconnect,
+            Self::FirstAttempt => ClientCause::FirstAttempt,
+            Self::Restart => ClientCause::RestartWithAllowedCert,
         }
     }
 }
@@ -736,14 +701,14 @@ struct World<'a> {
 
 /// A cause with what it rests on.
 struct Found {
-    cause: ConnectCause,
+    cause: ClientCause,
     unknown_reason: Option<String>,
     evidence: Vec<Evidence>,
     url: Option<String>,
 }
 
 impl Found {
-    fn known(cause: ConnectCause, evidence: Vec<Evidence>, url: Option<String>) -> Self {
+    fn known(cause: ClientCause, evidence: Vec<Evidence>, url: Option<String>) -> Self {
         Self {
             cause,
             unknown_reason: None,
@@ -753,7 +718,7 @@ impl Found {
     }
     fn unknown(reason: String, evidence: Vec<Evidence>) -> Self {
         Self {
-            cause: ConnectCause::Unknown,
+            cause: ClientCause::Unknown,
             unknown_reason: Some(reason),
             evidence,
             url: None,
@@ -810,16 +775,16 @@ impl World<'_> {
         };
         if job.backup {
             evidence.push(job_ev("SOCKET_POOL_CONNECT_JOB_CREATED"));
-            return Found::known(ConnectCause::ParallelAttempt, evidence, None);
+            return Found::known(ClientCause::ParallelAttempt, evidence, None);
         }
         if job.fallback_sockets.contains(&socket) {
             evidence.push(job_ev("TCP_CONNECT_JOB_CONNECTOR_CONNECT_START"));
-            return Found::known(ConnectCause::ParallelAttempt, evidence, None);
+            return Found::known(ClientCause::ParallelAttempt, evidence, None);
         }
         if job.ech_sockets.contains(&socket) {
             evidence.push(job_ev("SSL_CONNECT_JOB_RESTART_WITH_ECH_CONFIG_LIST"));
             evidence.push(job_ev("TCP_CONNECT_JOB_CONNECTOR_CONNECT_START"));
-            return Found::known(ConnectCause::EchRestart, evidence, None);
+            return Found::known(ClientCause::EchRestart, evidence, None);
         }
         evidence.push(job_ev("SOCKET_POOL_CONNECT_JOB_CREATED"));
         let mut waiting_kinds = BTreeMap::new();
@@ -1052,12 +1017,12 @@ fn normalised(address: &str) -> Option<std::net::SocketAddr> {
 /// most one record and each record gets at most one socket (the nearest in time, when a port
 /// was reused). A record without a socket gets the reason.
 pub fn join(
-    records: &[backends::ConnectionRecord],
+    records: &[model::ConnectionRecord],
     sockets: &[ClientSocket],
 ) -> BTreeMap<u64, Result<ClientSocket, String>> {
     let mut used: HashSet<i64> = HashSet::new();
     let mut out = BTreeMap::new();
-    let mut by_time: Vec<&backends::ConnectionRecord> = records.iter().collect();
+    let mut by_time: Vec<&model::ConnectionRecord> = records.iter().collect();
     by_time.sort_by_key(|r| (r.accepted_at_us, r.id));
     for r in by_time {
         let accepted_ms = (r.accepted_at_us / 1000) as i64;

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backends::{BackendName, ConnectionRecord, ServerSpec, TlsPin, TlsVersion};
+use backends::{BackendName, ServerSpec, TlsPin};
 use certs::CertBundle;
+use model::{ClientCause, ClientLogSource, ConnectionRecord, Step, TlsVersion};
 use results::{
     CellKey, CellResult, CellStatus, ClientLog, ClientSide, RunResults, StepWindow, TrialResult,
     attribute,
@@ -23,7 +24,7 @@ use crate::browser::{
 };
 use crate::netlog;
 use crate::progress::Progress;
-use crate::scenario::{Scenario, ScenarioFile, Step};
+use crate::scenario::{Scenario, ScenarioFile};
 
 /// How a run is set up (the validated command line).
 #[derive(Clone, Debug)]
@@ -130,7 +131,7 @@ fn now_us() -> u64 {
 
 /// Why a cell is not run at all, if it is not.
 fn precheck(cell: &Cell, plan: &RunPlan) -> Option<CellStatus> {
-    if let Err(reason) = cell.scenario.file.trust.support(cell.browser) {
+    if let Err(reason) = crate::browser::trust_support(cell.scenario.file.trust, cell.browser) {
         return Some(CellStatus::Unsupported { reason });
     }
     let backend = cell.backend.backend();
@@ -225,7 +226,7 @@ pub async fn run(plan: RunPlan, mut results: RunResults, progress: &Progress) ->
             && let Some(log) = trial
                 .client_log
                 .as_ref()
-                .filter(|l| l.source == "chromium-netlog")
+                .filter(|l| l.source == ClientLogSource::ChromiumNetlog)
         {
             results.environment.chromium_netlog = Some(results::NetLogInfo {
                 browser_version: log.browser_version.clone(),
@@ -500,7 +501,7 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
                 };
                 let settled = settle(&log, plan.quiet, || server.queued()).await;
                 windows.push(StepWindow {
-                    action: step.as_str().into(),
+                    action: (*step).into(),
                     page_shown: shown == Shown::Page,
                     shown: match &shown {
                         Shown::Page => "page".into(),
@@ -600,7 +601,7 @@ async fn client_log(
                     .collect();
                 let file = gzip(&path)?;
                 Ok(Some(ClientLog {
-                    source: "chromium-netlog".into(),
+                    source: ClientLogSource::ChromiumNetlog,
                     file: format!(
                         "{rel_dir}/{}",
                         file.file_name().unwrap_or_default().to_string_lossy()
@@ -626,7 +627,7 @@ async fn client_log(
                 }
                 kept.sort();
                 Ok(kept.first().map(|f| ClientLog {
-                    source: "firefox-moz-log".into(),
+                    source: ClientLogSource::FirefoxMozLog,
                     file: format!(
                         "{rel_dir}/{}",
                         f.file_name().unwrap_or_default().to_string_lossy()
@@ -657,7 +658,7 @@ async fn client_log(
 fn client_side(joined: Result<netlog::ClientSocket, String>) -> ClientSide {
     match joined {
         Ok(s) => ClientSide {
-            cause: s.cause.as_str().into(),
+            cause: s.cause,
             unknown_reason: s.unknown_reason,
             socket_source_id: Some(s.source_id),
             evidence: s
@@ -673,12 +674,12 @@ fn client_side(joined: Result<netlog::ClientSocket, String>) -> ClientSide {
             net_error: s.net_error,
             alert_sent: s.alert_sent.map(|(level, code)| {
                 let level = if level == 2 { "fatal" } else { "warning" };
-                format!("{level} {} ({code})", backends::record::alert_name(code))
+                format!("{level} {} ({code})", model::alert_name(code))
             }),
             url: s.url,
         },
         Err(reason) => ClientSide {
-            cause: netlog::ConnectCause::Unknown.as_str().into(),
+            cause: ClientCause::Unknown,
             unknown_reason: Some(reason),
             socket_source_id: None,
             evidence: Vec::new(),
@@ -753,7 +754,7 @@ async fn settle_within(
 
 #[cfg(test)]
 mod tests {
-    use backends::{Cause, Outcome, SessionInfo};
+    use model::{Cause, Outcome, ServerFault, SessionInfo, StepAction};
 
     use super::*;
 
@@ -808,7 +809,7 @@ mod tests {
             for (i, (page, outcomes)) in steps.iter().enumerate() {
                 let start = 1000 * i as u64;
                 windows.push(StepWindow {
-                    action: ["visit", "proceed"][i].into(),
+                    action: [StepAction::Visit, StepAction::Proceed][i],
                     shown: if *page {
                         "page".into()
                     } else {
@@ -937,8 +938,15 @@ mod tests {
             },
         };
         let panic = Outcome::Rejected {
+            cause: Cause::ServerFault {
+                fault: ServerFault::BackendPanicked,
+                message: "boom".into(),
+            },
+        };
+        // As files before schema 4 spelled it.
+        let old_panic = Outcome::Rejected {
             cause: Cause::Error {
-                message: format!("{}boom", backends::record::SERVER_FAULT_PANIC),
+                message: "server fault: backend panicked: boom".into(),
             },
         };
         let ok = Outcome::Established { requests: 1 };
@@ -949,16 +957,22 @@ mod tests {
             ),
             None
         );
-        let why = server_fault(
-            BackendName::Openssl,
-            &[record(1, garbage), record(2, panic), record(3, ok)],
-        )
-        .expect("a fault");
-        assert!(
-            why.starts_with(
-                "the openssl server failed on connection 2 (server fault: backend panicked: boom)"
-            ),
-            "{why}"
-        );
+        for panic in [panic, old_panic] {
+            let why = server_fault(
+                BackendName::Openssl,
+                &[
+                    record(1, garbage.clone()),
+                    record(2, panic),
+                    record(3, ok.clone()),
+                ],
+            )
+            .expect("a fault");
+            assert!(
+                why.starts_with(
+                    "the openssl server failed on connection 2 (server fault: backend panicked: boom)"
+                ),
+                "{why}"
+            );
+        }
     }
 }

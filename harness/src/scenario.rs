@@ -3,34 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use backends::{BackendName, Concurrency, ConnectionPolicy, TlsVersion};
+use backends::{BackendName, Concurrency, ConnectionPolicy};
 use certs::CertKind;
 use serde::{Deserialize, Serialize};
 
-use crate::browser::{BrowserKind, Knobs, TrustMode};
+use model::{Knobs, Step, TlsVersion, TrustMode};
 
-/// One user action in a trial.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Step {
-    /// Navigate to the server's URL.
-    Visit,
-    /// Click through the certificate warning.
-    Proceed,
-    /// Navigate to the same URL again in the same session.
-    Revisit,
-}
-
-impl Step {
-    /// `visit`, `proceed`, `revisit`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Visit => "visit",
-            Self::Proceed => "proceed",
-            Self::Revisit => "revisit",
-        }
-    }
-}
+use crate::browser::BrowserKind;
 
 /// The host name the browser is pointed at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -439,7 +418,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             s.file.knobs.chromium_features,
-            [crate::browser::ChromiumFeature::HappyEyeballsV3]
+            [model::ChromiumFeature::HappyEyeballsV3]
         );
         // A typo must fail the scenario, not silently measure the default browser.
         let e = err(&format!(

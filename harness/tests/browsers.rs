@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use backends::{BackendName, TlsVersion};
+use backends::BackendName;
 use harness::browser::{BrowserBinaries, BrowserKind};
 use harness::progress::Progress;
 use harness::runner::{RunPlan, run};
 use harness::scenario::Scenario;
+use model::{ClientCause, StepAction, TlsVersion};
 use results::{CellResult, CellStatus, Environment, RunResults, SCHEMA_VERSION, StepResult};
 
 mod common;
@@ -194,7 +195,7 @@ fn chromium_click_through_fails_with_certificate_unknown_then_succeeds() {
         jobs: 2,
     });
     let s = steps(cell(&r, "report-close", "openssl", "chromium"));
-    assert_eq!(s[0].action, "visit");
+    assert_eq!(s[0].action, StepAction::Visit);
     assert_eq!(s[0].shown, "warning ERR_CERT_AUTHORITY_INVALID");
     assert!(s[0].failed_handshakes >= 1);
     let proceed = s[1];
@@ -560,24 +561,24 @@ fn chromium_netlog_explains_every_failed_handshake_and_prediction_off_removes_pr
                 s.action
             );
             for (k, n) in &s.failed_by_cause {
-                *causes.entry(k.clone()).or_insert(0) += n;
+                *causes.entry(*k).or_insert(0) += n;
             }
         }
         // Every connection has a side from the log: a cause with its evidence, or `unknown`
         // with where the explicit links stop.
         for r in steps(c).iter().flat_map(|s| &s.connections) {
             let side = &log.connections[&r.id];
-            if side.cause == "unknown" {
+            if side.cause == ClientCause::Unknown {
                 assert!(side.unknown_reason.is_some(), "{name} record {}", r.id);
             } else {
                 assert!(!side.evidence.is_empty(), "{name} record {}", r.id);
             }
         }
         if name == "report-no-prediction" {
-            assert!(!causes.contains_key("unknown"), "{causes:?}");
+            assert!(!causes.contains_key(&ClientCause::Unknown), "{causes:?}");
         }
         if name == "report-no-prediction" {
-            assert!(!causes.contains_key("preconnect"), "{causes:?}");
+            assert!(!causes.contains_key(&ClientCause::Preconnect), "{causes:?}");
         }
     }
     let version = r
@@ -636,11 +637,11 @@ fn happy_eyeballs_v3_connections_are_attributed_from_the_stream_pool_links() {
         {
             stream_pool_links += 1;
         }
-        match side.cause.as_str() {
+        match side.cause {
             // The two gaps in the stream pool's log: an attempt manager with requesters of
             // several kinds does not say which one an attempt is for, and an attempt cancelled
             // before its connect completed names no port.
-            "unknown" => assert!(
+            ClientCause::Unknown => assert!(
                 side.unknown_reason.as_deref().is_some_and(|w| {
                     w.contains("requesters of different kinds")
                         || w.contains("closed before its connect completed")
@@ -648,7 +649,7 @@ fn happy_eyeballs_v3_connections_are_attributed_from_the_stream_pool_links() {
                 "record {}: {side:?}",
                 r.id
             ),
-            "restart-with-allowed-cert" => assert!(
+            ClientCause::RestartWithAllowedCert => assert!(
                 !r.outcome.is_failed_handshake(),
                 "the user's decision never fails: record {}",
                 r.id
@@ -690,7 +691,7 @@ fn chromium_click_through_on_a_one_at_a_time_mbedtls_server_is_served_one_connec
         let jsonl =
             std::fs::read_to_string(out.path().join(&trial.log_dir).join("connections.jsonl"))
                 .unwrap();
-        let records: Vec<backends::ConnectionRecord> = jsonl
+        let records: Vec<model::ConnectionRecord> = jsonl
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();

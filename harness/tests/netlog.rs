@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use backends::{ConnectionRecord, SessionInfo};
-use harness::netlog::{self, ClientSocket, ConnectCause, MAX_JOIN_DISTANCE_MS};
+use harness::netlog::{self, ClientCause, ClientSocket, MAX_JOIN_DISTANCE_MS};
+use model::{ConnectionRecord, Outcome, SessionInfo};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -198,7 +198,7 @@ fn record(id: u64, client: &str, server: &str, accepted_ms: u64) -> ConnectionRe
         client: client.into(),
         client_port: client.rsplit(':').next().unwrap().parse().unwrap(),
         local: server.into(),
-        outcome: backends::Outcome::Idle,
+        outcome: Outcome::Idle,
         session: SessionInfo::default(),
         backend_code: None,
         queue_wait_ms: None,
@@ -212,7 +212,7 @@ fn socket(id: i64, local: &str, remote: &str, at_ms: i64) -> ClientSocket {
         local_address: local.into(),
         remote_address: remote.into(),
         connected_at_ms: Some(at_ms),
-        cause: ConnectCause::FirstAttempt,
+        cause: ClientCause::FirstAttempt,
         unknown_reason: None,
         evidence: Vec::new(),
         reused_by: 0,
@@ -261,7 +261,7 @@ fn keep_alive_reuse_is_counted_on_the_connection_not_a_cause() {
     // three later requests to its socket as an existing one.
     let joined = joined("keep-alive");
     let s = joined[&6].as_ref().unwrap();
-    assert_eq!(s.cause, ConnectCause::RestartWithAllowedCert);
+    assert_eq!(s.cause, ClientCause::RestartWithAllowedCert);
     assert_eq!(s.reused_by, 3);
 }
 
@@ -279,7 +279,7 @@ fn every_cause_names_its_evidence_and_every_unknown_its_reason() {
             assert!(s.evidence.len() >= 3, "{fixture} record {id}: {s:?}");
             assert_eq!(
                 s.unknown_reason.is_some(),
-                s.cause == ConnectCause::Unknown,
+                s.cause == ClientCause::Unknown,
                 "{fixture} record {id}"
             );
         }

@@ -1,6 +1,6 @@
 //! Attributing the server's connection records to the steps of a trial (DESIGN.md).
 
-use backends::{ConnectionRecord, Outcome};
+use model::{ConnectionRecord, Outcome, StepAction};
 
 use crate::StepResult;
 
@@ -8,7 +8,7 @@ use crate::StepResult;
 #[derive(Clone, Debug)]
 pub struct StepWindow {
     /// `visit`, `proceed`, `revisit`.
-    pub action: String,
+    pub action: StepAction,
     /// What the browser showed.
     pub shown: String,
     /// Whether it was the server's page.
@@ -20,9 +20,6 @@ pub struct StepWindow {
     /// Connections were still arriving when the settle cap ended the step.
     pub settle_capped: bool,
 }
-
-/// The action name of the pseudo-step after the last step.
-pub const TEARDOWN: &str = "teardown";
 
 /// Every record of a trial, in a step or in the teardown.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,32 +43,30 @@ pub fn attribute(
     stopped_at_us: u64,
 ) -> Attributed {
     let empty =
-        |action: &str, shown: &str, page_shown, started_at_us, settled_at_us, settle_capped| {
-            StepResult {
-                action: action.to_owned(),
-                shown: shown.to_owned(),
-                page_shown,
-                started_at_us,
-                settled_at_us,
-                settle_capped,
-                failed_handshakes: 0,
-                retries: None,
-                page_on_reused_connection: false,
-                idle: 0,
-                established: 0,
-                errors_after_handshake: 0,
-                requests: 0,
-                alerts: Vec::new(),
-                sequence: Vec::new(),
-                connections: Vec::new(),
-                failed_by_cause: Default::default(),
-            }
+        |action, shown: &str, page_shown, started_at_us, settled_at_us, settle_capped| StepResult {
+            action,
+            shown: shown.to_owned(),
+            page_shown,
+            started_at_us,
+            settled_at_us,
+            settle_capped,
+            failed_handshakes: 0,
+            retries: None,
+            page_on_reused_connection: false,
+            idle: 0,
+            established: 0,
+            errors_after_handshake: 0,
+            requests: 0,
+            alerts: Vec::new(),
+            sequence: Vec::new(),
+            connections: Vec::new(),
+            failed_by_cause: Default::default(),
         };
     let mut steps: Vec<StepResult> = windows
         .iter()
         .map(|w| {
             empty(
-                &w.action,
+                w.action,
                 &w.shown,
                 w.page_shown,
                 w.started_at_us,
@@ -82,7 +77,7 @@ pub fn attribute(
         .collect();
     let teardown_from = windows.last().map_or(0, |w| w.settled_at_us);
     let mut teardown = empty(
-        TEARDOWN,
+        StepAction::Teardown,
         "",
         false,
         teardown_from,
@@ -129,7 +124,7 @@ fn count(s: &mut StepResult, record: &ConnectionRecord) {
         Outcome::ErrorAfterHandshake { .. } => s.errors_after_handshake += 1,
         Outcome::Rejected { cause } | Outcome::RejectedAfterHandshake { cause } => {
             s.failed_handshakes += 1;
-            if let backends::Cause::Alert { description, .. } = cause {
+            if let model::Cause::Alert { description, .. } = cause {
                 s.alerts.push(description.clone());
             }
         }
@@ -140,7 +135,7 @@ fn count(s: &mut StepResult, record: &ConnectionRecord) {
 
 #[cfg(test)]
 mod tests {
-    use backends::{Cause, SessionInfo};
+    use model::{Cause, SessionInfo};
 
     use super::*;
 
@@ -160,9 +155,9 @@ mod tests {
         }
     }
 
-    fn window(action: &str, start: u64, end: u64, page: bool) -> StepWindow {
+    fn window(action: StepAction, start: u64, end: u64, page: bool) -> StepWindow {
         StepWindow {
-            action: action.into(),
+            action,
             shown: String::new(),
             page_shown: page,
             started_at_us: start,
@@ -189,8 +184,8 @@ mod tests {
         let Attributed { steps, teardown } = attribute(
             &records,
             &[
-                window("visit", 0, 100, false),
-                window("proceed", 100, 200, true),
+                window(StepAction::Visit, 0, 100, false),
+                window(StepAction::Proceed, 100, 200, true),
             ],
             600,
         );
@@ -207,7 +202,7 @@ mod tests {
             ["alert(46)", "alert(46)", "ok(1)", "alert(46)", "idle"]
         );
         assert_eq!(steps[1].alerts, ["certificate_unknown"; 3]);
-        assert_eq!(teardown.action, "teardown");
+        assert_eq!(teardown.action, StepAction::Teardown);
         assert_eq!(teardown.sequence, ["alert(46)"], "after the last settle");
         assert_eq!((teardown.started_at_us, teardown.settled_at_us), (200, 600));
         assert_eq!(teardown.retries, None, "never a headline");
@@ -218,9 +213,9 @@ mod tests {
         // Gaps between windows, a record before the first step, one exactly on each edge, and
         // some after the last settle: none may be left out.
         let windows = [
-            window("visit", 100, 200, false),
-            window("proceed", 250, 300, true),
-            window("revisit", 400, 450, true),
+            window(StepAction::Visit, 100, 200, false),
+            window(StepAction::Proceed, 250, 300, true),
+            window(StepAction::Revisit, 400, 450, true),
         ];
         let times = [
             0, 99, 100, 150, 200, 201, 249, 250, 300, 301, 399, 400, 450, 451, 9_999,
@@ -256,7 +251,7 @@ mod tests {
                 },
             },
         )];
-        let a = attribute(&records, &[window("visit", 0, 100, false)], 200);
+        let a = attribute(&records, &[window(StepAction::Visit, 0, 100, false)], 200);
         let s = &a.steps[0];
         assert_eq!(
             (s.idle, s.failed_handshakes, s.errors_after_handshake),
@@ -280,8 +275,8 @@ mod tests {
         let Attributed { steps, .. } = attribute(
             &records,
             &[
-                window("visit", 0, 100, true),
-                window("revisit", 100, 200, true),
+                window(StepAction::Visit, 0, 100, true),
+                window(StepAction::Revisit, 100, 200, true),
             ],
             300,
         );

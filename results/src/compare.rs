@@ -357,7 +357,7 @@ fn status_change(old: &CellResult, new: &CellResult) -> Option<String> {
     let steps = |c: &CellResult| {
         c.headline
             .iter()
-            .map(|h| (h.step, h.action.clone()))
+            .map(|h| (h.step, h.action))
             .collect::<Vec<_>>()
     };
     if steps(old) != steps(new) {

@@ -13,10 +13,10 @@ pub mod stats;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use backends::ConnectionRecord;
+use model::{ClientCause, ClientLogSource, ConnectionRecord, StepAction};
 use serde::{Deserialize, Serialize};
 
-pub use crate::attribution::{Attributed, StepWindow, TEARDOWN, attribute};
+pub use crate::attribution::{Attributed, StepWindow, attribute};
 pub use crate::compare::{
     CellChange, CellTest, Component, Diff, HistoryEntry, MergeError, Rule, Verdict,
     VersionConflict, diff, diff_with, history_table, merge,
@@ -33,10 +33,15 @@ pub use crate::render::{Format, render, write_all};
 /// `error-after-handshake`; a client log's connections carry `evidence`, `unknown_reason`,
 /// `socket_source_id` and `reused_by` (the cause `reuse` is gone); cells carry
 /// `chromium_features`. Versions 1 and 2 are read (no teardown, no flags, no evidence).
-pub const SCHEMA_VERSION: u32 = 3;
+///
+/// 4: a connection the server itself failed on has the cause `server-fault` (with `fault`:
+/// `backend-panicked` or `no-worker-thread`, and `message`) instead of an `error` whose
+/// message begins `server fault: `. Versions 1 to 3 are read (and such an `error` is still
+/// recognised as a server fault).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Schema versions this harness reads.
-pub const READS_SCHEMA_VERSIONS: [u32; 3] = [1, 2, 3];
+pub const READS_SCHEMA_VERSIONS: [u32; 4] = [1, 2, 3, 4];
 
 /// One run: its environment and every requested cell.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,7 +98,7 @@ pub struct NetLogInfo {
 pub struct ClientSide {
     /// Why the browser opened it: `preconnect`, `first-attempt`, `restart-with-allowed-cert`,
     /// `parallel-attempt`, `ech-restart`, `unknown` (older files may say `reuse`).
-    pub cause: String,
+    pub cause: ClientCause,
     /// For `unknown`: where the log's explicit links stop (or why no socket in the log is this
     /// connection).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -142,7 +147,7 @@ impl std::fmt::Display for Evidence {
 #[serde(deny_unknown_fields)]
 pub struct ClientLog {
     /// `chromium-netlog` or `firefox-moz-log`.
-    pub source: String,
+    pub source: ClientLogSource,
     /// The kept (compressed) log, relative to the run folder.
     pub file: String,
     /// The log ended early (the browser did not exit cleanly); what was there was used.
@@ -293,8 +298,8 @@ impl std::fmt::Display for Spread {
 pub struct HeadlineStep {
     /// Index of the step in the scenario.
     pub step: usize,
-    /// `visit`, `proceed`, `revisit`.
-    pub action: String,
+    /// `visit`, `proceed`, `revisit` (`teardown` for the pseudo-step after the last).
+    pub action: StepAction,
     /// Retries before the page was shown; absent when no trial showed the page in this step.
     pub retries: Option<Spread>,
     /// All failed handshakes of the step.
@@ -303,7 +308,7 @@ pub struct HeadlineStep {
     pub trials_without_page: usize,
     /// Failed handshakes of this step by cause, summed over the trials.
     #[serde(default)]
-    pub failed_by_cause: BTreeMap<String, u32>,
+    pub failed_by_cause: BTreeMap<ClientCause, u32>,
 }
 
 /// One trial: a fresh browser against a fresh server.
@@ -347,8 +352,8 @@ pub struct TrialResult {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepResult {
-    /// `visit`, `proceed`, `revisit`.
-    pub action: String,
+    /// `visit`, `proceed`, `revisit` (`teardown` for the pseudo-step after the last).
+    pub action: StepAction,
     /// What the browser showed: `page`, `warning ERR_…`, or other.
     pub shown: String,
     /// Whether the server's page was shown.
@@ -388,7 +393,7 @@ pub struct StepResult {
     /// Failed handshakes by why the browser opened them (from its log; `unknown` when the log
     /// does not say, empty when no log was captured).
     #[serde(default)]
-    pub failed_by_cause: BTreeMap<String, u32>,
+    pub failed_by_cause: BTreeMap<ClientCause, u32>,
 }
 
 impl TrialResult {
@@ -415,9 +420,8 @@ impl TrialResult {
                 let cause = log
                     .connections
                     .get(&r.id)
-                    .map(|c| c.cause.as_str())
-                    .unwrap_or("unknown");
-                *step.failed_by_cause.entry(cause.to_owned()).or_insert(0) += 1;
+                    .map_or(ClientCause::Unknown, |c| c.cause);
+                *step.failed_by_cause.entry(cause).or_insert(0) += 1;
             }
         }
     }
@@ -438,9 +442,9 @@ impl CellResult {
                 .any(|t| t.steps.get(i).is_some_and(|s| s.page_shown))
         });
         for i in 0..steps {
-            let action = self.trials[0].steps[i].action.clone();
+            let action = self.trials[0].steps[i].action;
             let headline = Some(i) == first_page_step
-                || (action == "revisit" && first_page_step.is_some_and(|f| i > f));
+                || (action == StepAction::Revisit && first_page_step.is_some_and(|f| i > f));
             if !headline {
                 continue;
             }
@@ -456,7 +460,7 @@ impl CellResult {
             let mut failed_by_cause = BTreeMap::new();
             for s in self.trials.iter().filter_map(|t| t.steps.get(i)) {
                 for (cause, n) in &s.failed_by_cause {
-                    *failed_by_cause.entry(cause.clone()).or_insert(0) += n;
+                    *failed_by_cause.entry(*cause).or_insert(0) += n;
                 }
             }
             self.headline.push(HeadlineStep {

@@ -5,7 +5,7 @@ use std::path::Path;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use backends::Outcome;
+use model::{ClientCause, Outcome, StepAction};
 
 use crate::{
     CellResult, CellStatus, ResultsError, RunResults, StepResult, TrialResult, write_atomically,
@@ -346,7 +346,7 @@ fn cause_lines(results: &RunResults) -> Vec<String> {
     {
         for h in c.headline.iter().filter(|h| !h.failed_by_cause.is_empty()) {
             let total: u32 = h.failed_by_cause.values().sum();
-            let mut parts: Vec<(&String, &u32)> = h.failed_by_cause.iter().collect();
+            let mut parts: Vec<(&ClientCause, &u32)> = h.failed_by_cause.iter().collect();
             parts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
             let parts: Vec<String> = parts.iter().map(|(k, n)| format!("{n} {k}")).collect();
             out.push(format!(
@@ -653,16 +653,16 @@ fn html(results: &RunResults) -> String {
                                 return esc(&r.outcome.short());
                             };
                             let side = log.connections.get(&r.id);
-                            let cause = side.map(|c| c.cause.as_str()).unwrap_or("unknown");
+                            let cause = side.map_or(ClientCause::Unknown, |c| c.cause);
                             format!(
                                 "<span class=\"why\" tabindex=\"0\" title=\"{}\">{}[{}]</span>",
                                 esc(&cause_title(r.id, side)),
                                 esc(&r.outcome.short()),
-                                esc(cause)
+                                esc(cause.as_str())
                             )
                         })
                         .collect();
-                    let shown = if step.action == crate::TEARDOWN {
+                    let shown = if step.action == StepAction::Teardown {
                         "(session closing)"
                     } else {
                         step.shown.as_str()
@@ -674,7 +674,7 @@ fn html(results: &RunResults) -> String {
                     };
                     s += &format!(
                         "<li>{} → {}{capped}: <code>{}</code></li>",
-                        esc(&step.action),
+                        esc(step.action.as_str()),
                         esc(shown),
                         tokens.join(" ")
                     );

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use backends::{Cause, Outcome};
+use model::{Cause, ClientCause, ClientLogSource, Outcome, StepAction};
 use results::{
     CellKey, CellResult, CellStatus, ClientLog, ClientSide, Environment, Evidence, Format,
     RunResults, SCHEMA_VERSION, StepWindow, TrialResult, attribute, render,
@@ -25,7 +25,7 @@ fn trial(index: usize, log: Option<ClientLog>, problem: Option<&str>) -> TrialRe
         record(2, 1101, Outcome::Established { requests: 1 }),
     ];
     let windows = vec![StepWindow {
-        action: "visit".into(),
+        action: StepAction::Visit,
         shown: "page".into(),
         page_shown: true,
         started_at_us: 1000,
@@ -52,7 +52,7 @@ fn trial(index: usize, log: Option<ClientLog>, problem: Option<&str>) -> TrialRe
 
 fn unknown_side() -> ClientSide {
     ClientSide {
-        cause: "unknown".into(),
+        cause: ClientCause::Unknown,
         unknown_reason: Some("attempt manager 49 had requesters of different kinds".into()),
         socket_source_id: Some(62),
         evidence: vec![Evidence {
@@ -69,7 +69,7 @@ fn unknown_side() -> ClientSide {
 
 fn results() -> RunResults {
     let log = ClientLog {
-        source: "chromium-netlog".into(),
+        source: ClientLogSource::ChromiumNetlog,
         file: "trials/x/trial-1/netlog.json.gz".into(),
         truncated: false,
         browser_version: Some("156.0.8078.108".into()),
@@ -109,7 +109,7 @@ fn causes_count_only_trials_with_a_netlog_and_say_so() {
     let r = results();
     assert_eq!(
         r.cells[0].headline[0].failed_by_cause,
-        BTreeMap::from([("unknown".to_owned(), 1)]),
+        BTreeMap::from([(ClientCause::Unknown, 1)]),
         "the trial without a log adds no cause, not even unknown"
     );
     for format in [Format::Terminal, Format::Markdown] {
@@ -152,6 +152,6 @@ fn the_html_shows_each_cause_with_its_reason_and_evidence_on_hover() {
 fn older_client_logs_without_evidence_still_read() {
     let old = r#"{"cause":"preconnect","net_error":-202,"alert_sent":null,"url":null}"#;
     let side: ClientSide = serde_json::from_str(old).unwrap();
-    assert_eq!(side.cause, "preconnect");
+    assert_eq!(side.cause, ClientCause::Preconnect);
     assert!(side.evidence.is_empty() && side.unknown_reason.is_none());
 }

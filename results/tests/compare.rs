@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use model::StepAction;
 use results::{
     CellKey, CellResult, CellStatus, Environment, HistoryEntry, MergeError, RunResults,
     SCHEMA_VERSION, StepResult, ToolVersions, TrialResult, Verdict, diff, history_table, merge,
@@ -16,9 +17,9 @@ fn key(scenario: &str, backend: &str) -> CellKey {
     }
 }
 
-fn step(action: &str, retries: u32) -> StepResult {
+fn step(action: StepAction, retries: u32) -> StepResult {
     StepResult {
-        action: action.into(),
+        action,
         shown: "page".into(),
         page_shown: true,
         started_at_us: 0,
@@ -58,14 +59,21 @@ fn cell_with(
         headline: Vec::new(),
         trials: (0..trials)
             .map(|t| {
-                let mut visit = step("visit", 1);
+                let mut visit = step(StepAction::Visit, 1);
                 visit.page_shown = false;
                 visit.shown = "warning ERR_CERT_AUTHORITY_INVALID".into();
                 visit.retries = None;
                 visit.established = 0;
                 let mut steps = vec![visit];
                 for (i, values) in per_step.iter().enumerate() {
-                    steps.push(step(if i == 0 { "proceed" } else { "revisit" }, values[t]));
+                    steps.push(step(
+                        if i == 0 {
+                            StepAction::Proceed
+                        } else {
+                            StepAction::Revisit
+                        },
+                        values[t],
+                    ));
                 }
                 TrialResult {
                     index: t + 1,

@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use backends::{Cause, Outcome};
+use model::{Cause, Outcome, StepAction};
 use results::{
     CellKey, CellResult, CellStatus, Environment, Format, RunResults, SCHEMA_VERSION, StepWindow,
     ToolVersions, TrialResult, attribute, render, write_all,
@@ -25,8 +25,8 @@ fn fixed() -> RunResults {
         record(6, 2100, alert()),
         record(7, 2101, Outcome::Established { requests: 1 }),
     ];
-    let window = |action: &str, shown: &str, start: u64, settle_capped| StepWindow {
-        action: action.into(),
+    let window = |action, shown: &str, start: u64, settle_capped| StepWindow {
+        action,
         shown: shown.into(),
         page_shown: shown == "page",
         started_at_us: start,
@@ -37,9 +37,9 @@ fn fixed() -> RunResults {
     let first = attribute(
         &records,
         &[
-            window("visit", warning, 0, false),
-            window("proceed", "page", 1000, false),
-            window("revisit", "page", 2000, false),
+            window(StepAction::Visit, warning, 0, false),
+            window(StepAction::Proceed, "page", 1000, false),
+            window(StepAction::Revisit, "page", 2000, false),
         ],
         4000,
     );
@@ -62,9 +62,9 @@ fn fixed() -> RunResults {
     let second = attribute(
         &second_records,
         &[
-            window("visit", warning, 0, false),
-            window("proceed", warning, 1000, false),
-            window("revisit", "page", 2000, true),
+            window(StepAction::Visit, warning, 0, false),
+            window(StepAction::Proceed, warning, 1000, false),
+            window(StepAction::Revisit, "page", 2000, true),
         ],
         4000,
     );
@@ -245,7 +245,7 @@ fn a_newer_schema_is_refused_with_a_clear_message() {
     std::fs::write(dir.path().join("matrix.json"), r#"{"schema_version": 99}"#).unwrap();
     let e = RunResults::read(dir.path()).unwrap_err().to_string();
     assert!(
-        e.contains("schema_version Some(99), this harness reads [1, 2, 3]"),
+        e.contains("schema_version Some(99), this harness reads [1, 2, 3, 4]"),
         "{e}"
     );
 }

@@ -1,6 +1,6 @@
 //! Builders shared by the results crate's tests.
 
-use backends::{ConnectionRecord, Outcome, SessionInfo};
+use model::{ConnectionRecord, Outcome, SessionInfo};
 
 /// A server record: connection `id` from `[::1]:40000+id`, accepted at `at` µs, closed 5 µs later.
 pub(crate) fn record(id: u64, at: u64, outcome: Outcome) -> ConnectionRecord {

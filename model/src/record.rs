@@ -93,6 +93,34 @@ pub enum Cause {
         /// The library's words.
         message: String,
     },
+    /// The server itself failed on this connection (schema 4; older files spell it as an
+    /// `error` whose message begins `server fault: `). Says nothing about the client.
+    ServerFault {
+        /// What failed.
+        fault: ServerFault,
+        /// The details (the panic message, the OS error).
+        message: String,
+    },
+}
+
+/// A failure of the server on one connection, not of the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerFault {
+    /// The TLS backend panicked while serving the connection.
+    BackendPanicked,
+    /// No worker thread could be started for the connection.
+    NoWorkerThread,
+}
+
+impl ServerFault {
+    /// In words.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BackendPanicked => "backend panicked",
+            Self::NoWorkerThread => "no worker thread",
+        }
+    }
 }
 
 impl Cause {
@@ -130,6 +158,9 @@ impl fmt::Display for Cause {
             Self::Eof => f.write_str("eof"),
             Self::Timeout => f.write_str("timeout"),
             Self::Error { message } => write!(f, "error({message})"),
+            Self::ServerFault { fault, message } => {
+                write!(f, "server fault: {}: {message}", fault.as_str())
+            }
         }
     }
 }
@@ -164,13 +195,22 @@ pub enum Outcome {
     },
 }
 
+/// Why a handshake (or the serving after it) failed, as a TLS library reported it.
+#[derive(Clone, Debug)]
+pub struct HandshakeFailure {
+    /// The normalised cause.
+    pub cause: Cause,
+    /// What the library reported, verbatim (e.g. `-0x7780 SSL - A fatal alert message was received`).
+    pub backend_code: Option<String>,
+}
+
 /// How a connection ended, as the server saw it: what [`Outcome::classify`] decides from.
 #[derive(Clone, Debug)]
 pub enum Ending {
     /// The handshake failed.
     HandshakeFailed {
         /// What the library reported.
-        failure: crate::HandshakeFailure,
+        failure: HandshakeFailure,
         /// Set when the server's handshake deadline ended it (the library then reports the
         /// closed socket, not the reason).
         deadline: Option<std::time::Duration>,
@@ -180,7 +220,7 @@ pub enum Ending {
         /// Requests answered.
         requests: u32,
         /// What ended serving, unless it was an orderly close.
-        failure: Option<crate::HandshakeFailure>,
+        failure: Option<HandshakeFailure>,
     },
 }
 
@@ -281,6 +321,7 @@ impl Outcome {
                 Cause::Eof => "eof".into(),
                 Cause::Timeout => "timeout".into(),
                 Cause::Error { .. } => "error".into(),
+                Cause::ServerFault { .. } => "server-fault".into(),
             }
         }
         match self {
@@ -347,20 +388,19 @@ pub struct ConnectionRecord {
     pub queue_wait_unknown: Option<String>,
 }
 
-/// How an `error` record the server made for its own failure (not the client's) begins.
-pub const SERVER_FAULT_PANIC: &str = "server fault: backend panicked: ";
-/// As above, for a connection the server could not give a worker thread.
-pub const SERVER_FAULT_NO_WORKER: &str = "server fault: no worker thread: ";
-
 impl ConnectionRecord {
     /// When the server itself failed on this connection (a panicking backend, no thread),
     /// what went wrong. Such a record says nothing about the client: a trial containing one
-    /// cannot be counted.
-    pub fn server_fault(&self) -> Option<&str> {
+    /// cannot be counted. Records from before schema 4 spelled it as an `error` cause whose
+    /// message begins `server fault: `; those are still recognised.
+    pub fn server_fault(&self) -> Option<String> {
         match &self.outcome {
             Outcome::Rejected {
+                cause: cause @ Cause::ServerFault { .. },
+            } => Some(cause.to_string()),
+            Outcome::Rejected {
                 cause: Cause::Error { message },
-            } if message.starts_with("server fault: ") => Some(message),
+            } if message.starts_with("server fault: ") => Some(message.clone()),
             _ => None,
         }
     }
@@ -375,7 +415,6 @@ mod tests {
     fn every_row_of_the_outcome_table() {
         use std::time::Duration;
 
-        use crate::HandshakeFailure;
         let failure = |cause: Cause| HandshakeFailure {
             cause,
             backend_code: Some("library words".into()),
@@ -512,6 +551,22 @@ mod tests {
         assert!(
             unknown.contains(r#""queue_wait_ms":null,"queue_wait_unknown":"getsockopt"#),
             "{unknown}"
+        );
+    }
+
+    #[test]
+    fn a_server_fault_has_its_own_cause_kind() {
+        let cause = Cause::ServerFault {
+            fault: ServerFault::NoWorkerThread,
+            message: "Resource temporarily unavailable".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&cause).unwrap(),
+            r#"{"kind":"server-fault","fault":"no-worker-thread","message":"Resource temporarily unavailable"}"#
+        );
+        assert_eq!(
+            cause.to_string(),
+            "server fault: no worker thread: Resource temporarily unavailable"
         );
     }
 }
