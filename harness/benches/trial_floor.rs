@@ -9,7 +9,7 @@
 //!
 //! **The floor** is one trial's browser work with none of the harness's measurement: inside
 //! the timer it generates the certificate and starts the rustls server as a trial does
-//! ([`runner::server_spec`]), starts chromedriver and Chromium with the trial's own driver
+//! ([`target::Target::start`]), starts chromedriver and Chromium with the trial's own driver
 //! command and capabilities ([`browser::driver_command`], [`browser::capabilities`]: the
 //! functions trials use, so the bench holds no copy of Chromium's arguments, NetLog included),
 //! navigates once, ends the session with the trial's teardown ([`browser::end_session`]: delete
@@ -36,8 +36,9 @@ use fantoccini::ClientBuilder;
 use harness::browser::{self, BrowserBinaries, BrowserKind, SessionPlan, binary_version};
 use harness::process::{DriverProcess, free_port};
 use harness::progress::Progress;
-use harness::runner::{self, RunPlan, run};
+use harness::runner::{RunPlan, run};
 use harness::scenario::Scenario;
+use harness::target::{self, TrialServer};
 use model::TlsVersion;
 use results::{Environment, RunResults, SCHEMA_VERSION};
 
@@ -62,11 +63,15 @@ async fn floor_trial(bins: &BrowserBinaries, scenario: &Scenario) -> f64 {
     let start = Instant::now();
     let bundle = CertBundle::generate(f.cert).unwrap();
     let files = bundle.write_to(&dir.join("certs")).unwrap();
-    let server = BackendName::Rustls
-        .backend()
-        .start(runner::server_spec(f, &bundle, TLS, None))
+    let server = target::builtin(BackendName::Rustls)
+        .start(&TrialServer {
+            scenario: f,
+            cert: &bundle,
+            tls: TLS,
+            port: None,
+        })
         .unwrap();
-    let url = server.url(f.host.as_str());
+    let url = server.url(f.host);
     let plan = SessionPlan {
         kind: BrowserKind::Chromium,
         binaries: bins,

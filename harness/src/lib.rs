@@ -4,8 +4,9 @@
 //! The binary (`src/main.rs`) is a thin shell over this library:
 //! - [`scenario`] parses `scenarios/*.toml` strictly;
 //! - [`browser`] drives Chromium and Firefox through WebDriver, with every trust mode;
-//! - [`runner`] turns scenarios into cells and trials, runs them in parallel, and attributes
-//!   the server's connection records to steps;
+//! - [`target`] is what a trial talks to: a server that records every connection;
+//! - [`runner`] turns scenarios into cells and trials, runs them in parallel, attributes the
+//!   target's connection records to steps, and tells its subscribers what happened;
 //! - [`confirm`] measures the cells a diff flags again (`--confirm`);
 //! - [`cli`] is the command line.
 
@@ -17,3 +18,4 @@ pub mod process;
 pub mod progress;
 pub mod runner;
 pub mod scenario;
+pub mod target;

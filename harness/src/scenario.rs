@@ -125,9 +125,12 @@ pub struct Expectation {
 
 impl Expectation {
     /// Whether it applies to a cell.
-    pub fn applies(&self, backend: BackendName, browser: BrowserKind, tls: TlsVersion) -> bool {
+    pub fn applies(&self, target: &str, browser: BrowserKind, tls: TlsVersion) -> bool {
         self.browsers.as_ref().is_none_or(|b| b.contains(&browser))
-            && self.backends.as_ref().is_none_or(|b| b.contains(&backend))
+            && self
+                .backends
+                .as_ref()
+                .is_none_or(|b| b.iter().any(|b| b.as_str() == target))
             && self.tls.as_ref().is_none_or(|t| t.contains(&tls))
     }
 

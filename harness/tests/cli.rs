@@ -612,7 +612,8 @@ fn the_bench_floor_starts_the_browser_with_the_trial_s_own_functions() {
         );
     }
     for shared in [
-        "runner::server_spec(",
+        "target::builtin(BackendName::Rustls)",
+        ".start(&TrialServer {",
         "browser::driver_command(",
         "browser::capabilities(",
         "browser::end_session(",
@@ -621,9 +622,9 @@ fn the_bench_floor_starts_the_browser_with_the_trial_s_own_functions() {
     ] {
         assert!(bench.contains(shared), "the floor uses `{shared}`");
     }
-    let runner = std::fs::read_to_string(root.join("src/runner.rs")).unwrap();
+    let runner = std::fs::read_to_string(root.join("src/runner/trial.rs")).unwrap();
     let browser = std::fs::read_to_string(root.join("src/browser.rs")).unwrap();
-    assert!(runner.contains("let spec = server_spec(f, &bundle, cell.tls, plan.server_port);"));
+    assert!(runner.contains("let server = cell.target.start(&TrialServer {"));
     assert!(browser.contains("let caps = capabilities(plan);"));
     assert!(browser.contains("end_session(client, &mut self.driver).await;"));
     assert!(browser.contains("} = driver_command(plan, port, tmp.path());"));

@@ -1,0 +1,394 @@
+//! The runner: scenarios → cells → trials, run in parallel with full isolation, attributed,
+//! summarised and written after every cell.
+//!
+//! Every trial owns a fresh server (own port), a fresh certificate, a fresh driver process and
+//! a fresh profile/HOME, so trials can run side by side (`--jobs`) and a crashed browser fails
+//! one trial — and so one cell — never the run.
+
+mod client_log;
+mod events;
+mod expectations;
+mod trial;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use backends::BackendName;
+use model::TlsVersion;
+use results::{CellKey, CellResult, CellStatus, RunResults, TrialResult};
+use tokio::sync::{Semaphore, mpsc};
+
+pub use self::events::{
+    BrowserVersionRecorder, ExpectationChecker, IncrementalWriter, ProgressDisplay, RunEvent,
+    Subscriber,
+};
+pub use self::trial::SETTLE_CAP;
+use crate::browser::{BrowserBinaries, BrowserKind};
+use crate::progress::Progress;
+use crate::scenario::Scenario;
+use crate::target::{self, Target};
+
+/// How a run is set up (the validated command line).
+#[derive(Clone, Debug)]
+pub struct RunPlan {
+    /// Scenarios to run.
+    pub scenarios: Vec<Scenario>,
+    /// Only these backends (empty: the scenario's).
+    pub backends: Vec<BackendName>,
+    /// Only these browsers (empty: the scenario's).
+    pub browsers: Vec<BrowserKind>,
+    /// Only these TLS versions (empty: the scenario's).
+    pub tls: Vec<TlsVersion>,
+    /// Override every scenario's repeat.
+    pub repeat: Option<u32>,
+    /// Trials at once.
+    pub jobs: usize,
+    /// The run folder.
+    pub out: PathBuf,
+    /// Per browser: its binaries, or why it cannot run.
+    pub binaries: BTreeMap<BrowserKind, Result<BrowserBinaries, String>>,
+    /// A step is settled after this long without a new connection.
+    pub quiet: Duration,
+    /// Keep each trial's profile and HOME (they are large).
+    pub keep_profiles: bool,
+    /// Serve every trial on this loopback port (for packet captures); `None`: a free one.
+    pub server_port: Option<u16>,
+    /// Only these cells (`--confirm` measures the flagged cells again); `None`: every cell.
+    pub only: Option<std::collections::BTreeSet<CellKey>>,
+}
+
+/// One cell to run.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// What the browser talks to (the backend column).
+    pub target: Arc<dyn Target>,
+    /// The browser.
+    pub browser: BrowserKind,
+    /// The TLS version the server is pinned to.
+    pub tls: TlsVersion,
+    /// Trials.
+    pub repeat: u32,
+}
+
+impl Cell {
+    fn key(&self) -> CellKey {
+        CellKey {
+            scenario: self.scenario.name.clone(),
+            backend: self.target.name().into(),
+            browser: self.browser.as_str().into(),
+            tls: self.tls.as_str().into(),
+        }
+    }
+
+    fn dir(&self, out: &Path) -> PathBuf {
+        out.join("trials").join(&self.scenario.name).join(format!(
+            "{}-{}-tls{}",
+            self.target.name(),
+            self.browser,
+            self.tls
+        ))
+    }
+}
+
+/// Expands the plan into cells, in a stable order.
+pub fn cells(plan: &RunPlan) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for s in &plan.scenarios {
+        for &backend in &s.file.backends {
+            if !plan.backends.is_empty() && !plan.backends.contains(&backend) {
+                continue;
+            }
+            for &browser in &s.file.browsers {
+                if !plan.browsers.is_empty() && !plan.browsers.contains(&browser) {
+                    continue;
+                }
+                for &tls in &s.file.tls {
+                    if !plan.tls.is_empty() && !plan.tls.contains(&tls) {
+                        continue;
+                    }
+                    let repeat = plan.repeat.unwrap_or(s.file.repeat);
+                    let cell = Cell {
+                        scenario: s.clone(),
+                        target: target::builtin(backend),
+                        browser,
+                        tls,
+                        repeat,
+                    };
+                    if plan.only.as_ref().is_some_and(|o| !o.contains(&cell.key())) {
+                        continue;
+                    }
+                    cells.push(cell);
+                }
+            }
+        }
+    }
+    cells
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Why a cell is not run at all, if it is not.
+fn precheck(cell: &Cell, plan: &RunPlan) -> Option<CellStatus> {
+    if let Err(reason) = crate::browser::trust_support(cell.scenario.file.trust, cell.browser) {
+        return Some(CellStatus::Unsupported { reason });
+    }
+    if let Some(reason) = cell.target.unavailable() {
+        return Some(CellStatus::Error { reason, log: None });
+    }
+    if let Err(reason) = cell.target.supports(cell.tls) {
+        return Some(CellStatus::Unsupported { reason });
+    }
+    match plan.binaries.get(&cell.browser) {
+        Some(Ok(_)) => None,
+        Some(Err(reason)) => Some(CellStatus::Error {
+            reason: reason.clone(),
+            log: None,
+        }),
+        None => Some(CellStatus::Error {
+            reason: format!("{} was not set up", cell.browser),
+            log: None,
+        }),
+    }
+}
+
+/// Runs every cell with the [`events::standard`] subscribers: expectations checked, the
+/// browser's version recorded, progress shown, the run folder written after each finished
+/// cell. Returns the final results.
+pub async fn run(plan: RunPlan, results: RunResults, progress: &Progress) -> RunResults {
+    let mut subscribers = events::standard(progress, plan.out.clone());
+    run_with(plan, results, &mut subscribers).await
+}
+
+/// Runs every cell, telling `subscribers` (in order) what happens.
+pub async fn run_with(
+    plan: RunPlan,
+    mut results: RunResults,
+    subscribers: &mut [Box<dyn Subscriber + '_>],
+) -> RunResults {
+    let cells = cells(&plan);
+    results.cells_requested = cells.len();
+    let trials: u64 = cells.iter().map(|c| u64::from(c.repeat)).sum();
+    let mut run = Assembly {
+        results,
+        subscribers,
+        order: cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.key(), i))
+            .collect(),
+    };
+    run.emit(&RunEvent::Started {
+        cells: cells.len(),
+        trials,
+    });
+    let plan = Arc::new(plan);
+    let permits = Arc::new(Semaphore::new(plan.jobs.max(1)));
+    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, TrialResult)>();
+    let mut pending: Vec<Option<CellResult>> = Vec::with_capacity(cells.len());
+    let mut outstanding = 0usize;
+    for (i, cell) in cells.iter().enumerate() {
+        let f = &cell.scenario.file;
+        let mut result = CellResult {
+            key: cell.key(),
+            cert: f.cert.as_str().into(),
+            trust: f.trust.as_str().into(),
+            connection: f.connection.as_str().into(),
+            chromium_features: if cell.browser == BrowserKind::Chromium {
+                f.knobs
+                    .chromium_features
+                    .iter()
+                    .map(|f| f.as_str().to_owned())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            status: CellStatus::Measured,
+            headline: Vec::new(),
+            trials: Vec::new(),
+            expectations: Vec::new(),
+        };
+        if let Some(status) = precheck(cell, &plan) {
+            result.status = status;
+            run.finish(result, cell, u64::from(cell.repeat));
+            pending.push(None);
+            continue;
+        }
+        pending.push(Some(result));
+        for n in 1..=cell.repeat {
+            outstanding += 1;
+            let (plan, cell, tx, permits) =
+                (plan.clone(), cell.clone(), tx.clone(), permits.clone());
+            tokio::spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return;
+                };
+                let trial = trial::run_trial(&plan, &cell, n as usize).await;
+                let _ = tx.send((i, trial));
+            });
+        }
+    }
+    drop(tx);
+    while outstanding > 0 {
+        let Some((i, trial)) = rx.recv().await else {
+            break;
+        };
+        outstanding -= 1;
+        run.emit(&RunEvent::TrialFinished {
+            cell: &cells[i].key(),
+            trial: &trial,
+        });
+        let Some(cell) = pending[i].as_mut() else {
+            continue;
+        };
+        cell.trials.push(trial);
+        if cell.trials.len() == cells[i].repeat as usize {
+            let mut cell = pending[i].take().expect("present");
+            cell.trials.sort_by_key(|t| t.index);
+            if let Some(failed) = cell.trials.iter().find(|t| t.error.is_some()) {
+                cell.status = CellStatus::Error {
+                    reason: format!(
+                        "trial {}: {}",
+                        failed.index,
+                        failed.error.as_deref().unwrap_or_default()
+                    ),
+                    log: Some(failed.log_dir.clone()),
+                };
+            }
+            cell.summarise();
+            run.finish(cell, &cells[i], 0);
+        }
+    }
+    run.emit(&RunEvent::Finished);
+    run.results
+}
+
+/// The results as they grow, and who hears about it.
+struct Assembly<'s, 'p> {
+    results: RunResults,
+    subscribers: &'s mut [Box<dyn Subscriber + 'p>],
+    /// Each requested cell's place in the run order.
+    order: BTreeMap<CellKey, usize>,
+}
+
+impl Assembly<'_, '_> {
+    fn emit(&mut self, event: &RunEvent<'_>) {
+        for s in self.subscribers.iter_mut() {
+            s.on(event, &mut self.results);
+        }
+    }
+
+    /// Puts a finished cell where the requested order puts it, whatever order trials finished
+    /// in, and says so.
+    fn finish(&mut self, cell: CellResult, spec: &Cell, skipped_trials: u64) {
+        let rank = |key: &CellKey| self.order.get(key).copied().unwrap_or(usize::MAX);
+        let index = self
+            .results
+            .cells
+            .partition_point(|c| rank(&c.key) <= rank(&cell.key));
+        self.results.cells.insert(index, cell);
+        self.emit(&RunEvent::CellFinished {
+            index,
+            cell: spec,
+            skipped_trials,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// Remembers what it heard, and where the cell was when it heard it.
+    struct Heard<'a>(&'a mut Vec<String>);
+
+    impl Subscriber for Heard<'_> {
+        fn on(&mut self, event: &RunEvent<'_>, results: &mut RunResults) {
+            self.0.push(match event {
+                RunEvent::Started { cells, trials } => {
+                    format!("started {cells} cells {trials} trials")
+                }
+                RunEvent::TrialFinished { cell, trial } => {
+                    format!("trial {} of {cell}", trial.index)
+                }
+                RunEvent::CellFinished {
+                    index,
+                    skipped_trials,
+                    ..
+                } => format!(
+                    "cell {index} {} skipped {skipped_trials} expectations {}",
+                    results.cells[*index].key,
+                    results.cells[*index].expectations.len()
+                ),
+                RunEvent::Finished => "finished".into(),
+            });
+        }
+    }
+
+    /// Cells that cannot run need no browser: the run still tells every subscriber about each,
+    /// in order, and the writer leaves a complete run folder.
+    #[tokio::test]
+    async fn subscribers_hear_every_cell_in_order_and_the_folder_is_written() {
+        let text = "description = \"d\"\ncert = \"self-signed\"\ntrust = \"ignore-flag\"\nconnection = \"close\"\nsteps = [\"visit\"]\nbrowsers = [\"firefox\"]\nbackends = [\"rustls\", \"openssl\"]\ntls = [\"1.3\"]\nrepeat = 2\n";
+        let scenario = Scenario::parse(Path::new("scenarios/flag.toml"), text).expect("valid");
+        let out = tempfile::tempdir().unwrap();
+        let plan = RunPlan {
+            scenarios: vec![scenario],
+            backends: Vec::new(),
+            browsers: Vec::new(),
+            tls: Vec::new(),
+            repeat: None,
+            jobs: 1,
+            out: out.path().to_owned(),
+            binaries: BTreeMap::new(),
+            quiet: Duration::from_millis(1),
+            keep_profiles: false,
+            server_port: None,
+            only: None,
+        };
+        let empty = RunResults {
+            schema_version: results::SCHEMA_VERSION,
+            environment: Default::default(),
+            cells: Vec::new(),
+            cells_requested: 0,
+        };
+        let mut heard = Vec::new();
+        let mut subscribers: Vec<Box<dyn Subscriber + '_>> = vec![
+            Box::new(ExpectationChecker),
+            Box::new(Heard(&mut heard)),
+            Box::new(IncrementalWriter {
+                out: out.path().to_owned(),
+            }),
+        ];
+        let results = run_with(plan, empty, &mut subscribers).await;
+        assert_eq!(results.cells.len(), 2);
+        assert!(results.complete());
+        assert!(
+            results
+                .cells
+                .iter()
+                .all(|c| matches!(c.status, CellStatus::Unsupported { .. }))
+        );
+        assert_eq!(RunResults::read(out.path()).unwrap(), results);
+        drop(subscribers);
+        assert_eq!(
+            heard,
+            [
+                "started 2 cells 4 trials",
+                "cell 0 flag / rustls / firefox / TLS 1.3 skipped 2 expectations 0",
+                "cell 1 flag / openssl / firefox / TLS 1.3 skipped 2 expectations 0",
+                "finished",
+            ]
+        );
+    }
+}

@@ -1,0 +1,325 @@
+//! One trial: a fresh target and a fresh browser, the scenario's steps, each settled, then
+//! the records attributed to the steps.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use certs::CertBundle;
+use model::{ConnectionRecord, Step};
+use results::{ClientLog, StepWindow, TrialResult, attribute};
+
+use super::client_log::client_log;
+use super::{Cell, RunPlan, now_us};
+use crate::browser::{BrowserSession, SessionPlan, Shown};
+use crate::target::{RunningTarget, TrialServer};
+
+/// Runs one trial; never panics or returns early without a result.
+pub(super) async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> TrialResult {
+    let dir = cell.dir(&plan.out).join(format!("trial-{index}"));
+    let rel = dir
+        .strip_prefix(&plan.out)
+        .unwrap_or(&dir)
+        .display()
+        .to_string();
+    let started = Instant::now();
+    let mut trial = TrialResult {
+        index,
+        error: None,
+        log_dir: rel,
+        steps: Vec::new(),
+        unattributed: Vec::new(),
+        teardown: None,
+        wall_ms: 0,
+        browser_peak_rss_kib: None,
+        client_log: None,
+        client_log_problem: None,
+        confirmation: false,
+    };
+    // A hung browser must not hang the run: bound the whole trial.
+    let budget =
+        Duration::from_secs(60) + Duration::from_secs(20) * cell.scenario.file.steps.len() as u32;
+    match tokio::time::timeout(budget, trial_body(plan, cell, &dir)).await {
+        Ok(Ok(out)) => {
+            trial.steps = out.steps;
+            trial.teardown = Some(out.teardown);
+            trial.browser_peak_rss_kib = out.peak_rss_kib;
+            trial.client_log = out.client_log;
+            trial.client_log_problem = out.client_log_problem;
+            trial.apply_client_causes();
+        }
+        Ok(Err(e)) => trial.error = Some(format!("{e:#}")),
+        Err(_) => {
+            trial.error = Some(format!(
+                "trial did not finish within {} s",
+                budget.as_secs()
+            ))
+        }
+    }
+    if !plan.keep_profiles {
+        for sub in ["home", "profile"] {
+            let _ = tokio::fs::remove_dir_all(dir.join(sub)).await;
+        }
+    }
+    trial.wall_ms = started.elapsed().as_millis() as u64;
+    trial
+}
+
+/// What a trial that ran produced.
+struct TrialOutput {
+    steps: Vec<results::StepResult>,
+    teardown: results::StepResult,
+    peak_rss_kib: Option<u64>,
+    client_log: Option<ClientLog>,
+    client_log_problem: Option<String>,
+}
+
+async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<TrialOutput> {
+    use anyhow::Context;
+    let f = &cell.scenario.file;
+    tokio::fs::create_dir_all(dir)
+        .await
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let bundle = CertBundle::generate(f.cert)?;
+    let files = bundle.write_to(&dir.join("certs"))?;
+    let server = cell.target.start(&TrialServer {
+        scenario: f,
+        cert: &bundle,
+        tls: cell.tls,
+        port: plan.server_port,
+    })?;
+    let url = server.url(f.host);
+    let binaries = plan.binaries[&cell.browser]
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let session_plan = SessionPlan {
+        kind: cell.browser,
+        binaries,
+        trust: f.trust,
+        cert: &bundle,
+        cert_files: &files,
+        knobs: &f.knobs,
+        dir,
+    };
+
+    let mut windows = Vec::new();
+    let mut peak = None;
+    let outcome: anyhow::Result<()> = async {
+        let session = BrowserSession::start(&session_plan).await?;
+        let steps = async {
+            for step in &f.steps {
+                let started_at_us = now_us();
+                let shown = match step {
+                    Step::Visit | Step::Revisit => session.visit(&url).await?,
+                    Step::Proceed => session.proceed().await?,
+                };
+                let settled = settle(server.as_ref(), plan.quiet).await;
+                windows.push(StepWindow {
+                    action: (*step).into(),
+                    page_shown: shown == Shown::Page,
+                    shown: match &shown {
+                        Shown::Page => "page".into(),
+                        Shown::Warning { code } => format!("warning {code}"),
+                        Shown::Other { detail } => detail.clone(),
+                    },
+                    started_at_us,
+                    settled_at_us: now_us(),
+                    settle_capped: settled == Settled::Capped,
+                });
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        peak = session.peak_rss_kib();
+        session.close().await;
+        steps
+    }
+    .await;
+    let stopped = tokio::task::spawn_blocking(move || server.stop())
+        .await
+        .context("stopping the server")?;
+    let stopped_at_us = now_us();
+    // Whatever was recorded is written, even when some connection was not: the file is where
+    // a person looks to see what happened.
+    let records = match &stopped {
+        Ok(records) => records.clone(),
+        Err(unrecorded) => unrecorded.records.clone(),
+    };
+    let jsonl: String = records
+        .iter()
+        .map(|r| serde_json::to_string(r).expect("record serialises") + "\n")
+        .collect();
+    tokio::fs::write(dir.join("connections.jsonl"), jsonl)
+        .await
+        .context("writing connections.jsonl")?;
+    outcome?;
+    // A connection without a record has an unknown fate: counting the others would be a lie.
+    stopped.map_err(|e| {
+        anyhow::anyhow!(
+            "the {} server: {e}; see connections.jsonl",
+            cell.target.name()
+        )
+    })?;
+    if let Some(why) = server_fault(cell.target.name(), &records) {
+        anyhow::bail!(why);
+    }
+    let attributed = attribute(&records, &windows, stopped_at_us);
+    let (client_log, client_log_problem) =
+        match client_log(cell.browser, dir, &plan.out, records).await {
+            Ok(log) => (log, None),
+            Err(problem) => (None, Some(problem)),
+        };
+    Ok(TrialOutput {
+        steps: attributed.steps,
+        teardown: attributed.teardown,
+        peak_rss_kib: peak,
+        client_log,
+        client_log_problem,
+    })
+}
+
+/// Why a trial's records cannot be counted, if the server itself failed on a connection: that
+/// handshake failed because of us, not the browser.
+fn server_fault(target: &str, records: &[ConnectionRecord]) -> Option<String> {
+    records.iter().find_map(|r| {
+        let fault = r.server_fault()?;
+        Some(format!(
+            "the {target} server failed on connection {} ({fault}); see connections.jsonl",
+            r.id
+        ))
+    })
+}
+
+/// The longest a step waits to settle.
+pub const SETTLE_CAP: Duration = Duration::from_secs(10);
+
+/// How a step's wait for quiet ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Settled {
+    /// `quiet` passed without a new connection and none was waiting.
+    Quiet,
+    /// [`SETTLE_CAP`] ended the wait while connections were still arriving or waiting.
+    Capped,
+}
+
+/// Waits until no new connection has reached the server for `quiet` and none is waiting in its
+/// accept queue, so that late connections (favicon, preconnects) are attributed to the step that
+/// caused them — also when a one-at-a-time server accepts them late. Bounded by `SETTLE_CAP`;
+/// a step cut off there is flagged, since later connections of it land in the next window.
+async fn settle(server: &dyn RunningTarget, quiet: Duration) -> Settled {
+    settle_within(
+        || server.last_accept(),
+        quiet,
+        || server.queued(),
+        SETTLE_CAP,
+    )
+    .await
+}
+
+async fn settle_within(
+    last_accept: impl Fn() -> Option<Instant>,
+    quiet: Duration,
+    queued: impl Fn() -> u32,
+    cap: Duration,
+) -> Settled {
+    let start = Instant::now();
+    loop {
+        let last = last_accept().map(|t| t.max(start)).unwrap_or(start);
+        let idle = last.elapsed();
+        if idle >= quiet && queued() == 0 {
+            return Settled::Quiet;
+        }
+        if start.elapsed() >= cap {
+            return Settled::Capped;
+        }
+        let wait = if idle < quiet {
+            quiet - idle
+        } else {
+            Duration::from_millis(20)
+        };
+        tokio::time::sleep(wait.min(cap.saturating_sub(start.elapsed()))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use model::{Cause, Outcome, ServerFault, SessionInfo};
+
+    use super::*;
+
+    fn record(id: u64, outcome: Outcome) -> ConnectionRecord {
+        ConnectionRecord {
+            id,
+            accepted_at_us: id,
+            closed_at_us: id + 1,
+            client: "127.0.0.1:1".into(),
+            client_port: 1,
+            local: "127.0.0.1:2".into(),
+            outcome,
+            session: SessionInfo::default(),
+            backend_code: None,
+            queue_wait_ms: None,
+            queue_wait_unknown: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_step_cut_off_by_the_cap_is_flagged_and_a_quiet_one_is_not() {
+        let never = || None;
+        let quiet = Duration::from_millis(30);
+        let cap = Duration::from_millis(200);
+        assert_eq!(settle_within(never, quiet, || 0, cap).await, Settled::Quiet);
+        // A connection waiting in the accept queue for longer than the cap: still arriving.
+        let started = Instant::now();
+        assert_eq!(
+            settle_within(never, quiet, || 1, cap).await,
+            Settled::Capped
+        );
+        assert!(started.elapsed() >= cap && started.elapsed() < cap * 3);
+    }
+
+    #[test]
+    fn a_server_fault_voids_the_trial_and_a_client_error_does_not() {
+        let garbage = Outcome::Rejected {
+            cause: Cause::Error {
+                message: "decode error".into(),
+            },
+        };
+        let panic = Outcome::Rejected {
+            cause: Cause::ServerFault {
+                fault: ServerFault::BackendPanicked,
+                message: "boom".into(),
+            },
+        };
+        // As files before schema 4 spelled it.
+        let old_panic = Outcome::Rejected {
+            cause: Cause::Error {
+                message: "server fault: backend panicked: boom".into(),
+            },
+        };
+        let ok = Outcome::Established { requests: 1 };
+        assert_eq!(
+            server_fault(
+                "rustls",
+                &[record(1, garbage.clone()), record(2, ok.clone())]
+            ),
+            None
+        );
+        for panic in [panic, old_panic] {
+            let why = server_fault(
+                "openssl",
+                &[
+                    record(1, garbage.clone()),
+                    record(2, panic),
+                    record(3, ok.clone()),
+                ],
+            )
+            .expect("a fault");
+            assert!(
+                why.starts_with(
+                    "the openssl server failed on connection 2 (server fault: backend panicked: boom)"
+                ),
+                "{why}"
+            );
+        }
+    }
+}

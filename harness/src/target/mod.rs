@@ -1,0 +1,86 @@
+//! What a trial talks to: a server the browser's connections reach, each of which ends up as
+//! exactly one connection record (DESIGN.md).
+//!
+//! The runner knows only these two traits. The built-in TLS servers are one implementation
+//! ([`in_process`]); a server the harness does not start itself, observed through a recording
+//! relay, is another. Adding one is a new module here and one line in [`builtin`] (or in the
+//! command line's own list of targets).
+
+mod in_process;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use backends::BackendName;
+use certs::CertBundle;
+use model::{ConnectionRecord, TlsVersion};
+
+use crate::scenario::{Host, ScenarioFile};
+
+pub use self::in_process::InProcess;
+
+/// A kind of server a cell can measure; [`Target::start`] gives each trial its own instance.
+pub trait Target: Send + Sync + fmt::Debug {
+    /// The name in the matrix's backend column (`rustls`, …).
+    fn name(&self) -> &str;
+    /// Why no trial can run against it at all (a library not linked in, a program not
+    /// installed). Such cells are `error` with this reason.
+    fn unavailable(&self) -> Option<String>;
+    /// `Err(reason)` when it cannot be pinned to `tls`: the cell is `unsupported`.
+    fn supports(&self, tls: TlsVersion) -> Result<(), String>;
+    /// Starts serving one trial.
+    fn start(&self, trial: &TrialServer<'_>) -> Result<Box<dyn RunningTarget>, TargetError>;
+}
+
+/// What one trial asks of its server.
+#[derive(Clone, Copy, Debug)]
+pub struct TrialServer<'a> {
+    /// The scenario (connection policy, concurrency, resumption, backlog).
+    pub scenario: &'a ScenarioFile,
+    /// This trial's certificate and key.
+    pub cert: &'a CertBundle,
+    /// The one TLS version to accept.
+    pub tls: TlsVersion,
+    /// Serve on this loopback port; `None`: a free one.
+    pub port: Option<u16>,
+}
+
+/// A target serving one trial.
+pub trait RunningTarget: Send + Sync {
+    /// The URL the browser opens, with `host` as its host name.
+    fn url(&self, host: Host) -> String;
+    /// When the last connection arrived (so a step is settled only once they stop coming).
+    fn last_accept(&self) -> Option<Instant>;
+    /// Connections the kernel accepted that the server has not taken yet.
+    fn queued(&self) -> u32;
+    /// Stops serving and returns every connection's record; or, when some connection has no
+    /// record, the ones there are and why the rest are missing.
+    fn stop(self: Box<Self>) -> Result<Vec<ConnectionRecord>, Unrecorded>;
+}
+
+/// Some connections ended without a record: their fate is unknown, so the trial cannot count.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct Unrecorded {
+    /// Why, in words.
+    pub reason: String,
+    /// The records there are (written for a person to read, never counted).
+    pub records: Vec<ConnectionRecord>,
+}
+
+/// A target that could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("starting the {target} server: {cause}")]
+pub struct TargetError {
+    /// The target's name.
+    pub target: String,
+    /// What went wrong. Not a `#[source]`: the message already says it, and error chains
+    /// printed with `{:#}` would say it twice.
+    pub cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// The built-in target a scenario's `backends` entry names.
+pub fn builtin(backend: BackendName) -> Arc<dyn Target> {
+    Arc::new(InProcess(backend))
+}
