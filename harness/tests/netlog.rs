@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use harness::netlog::{self, ClientCause, ClientSocket, MAX_JOIN_DISTANCE_MS};
-use model::{ConnectionRecord, Outcome, SessionInfo};
+use model::{ConnectionRecord, Outcome};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -192,17 +192,10 @@ fn garbage_is_an_error_not_a_panic() {
 
 fn record(id: u64, client: &str, server: &str, accepted_ms: u64) -> ConnectionRecord {
     ConnectionRecord {
-        id,
-        accepted_at_us: accepted_ms * 1000,
-        closed_at_us: accepted_ms * 1000 + 1,
         client: client.into(),
         client_port: client.rsplit(':').next().unwrap().parse().unwrap(),
         local: server.into(),
-        outcome: Outcome::Idle,
-        session: SessionInfo::default(),
-        backend_code: None,
-        queue_wait_ms: None,
-        queue_wait_unknown: None,
+        ..model::testing::record(id, accepted_ms * 1000, Outcome::Idle)
     }
 }
 

@@ -10,6 +10,9 @@ mod record;
 mod step;
 mod trust;
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

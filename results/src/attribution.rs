@@ -135,25 +135,10 @@ fn count(s: &mut StepResult, record: &ConnectionRecord) {
 
 #[cfg(test)]
 mod tests {
-    use model::{Cause, SessionInfo};
+    use model::Cause;
+    use model::testing::record;
 
     use super::*;
-
-    fn record(id: u64, at: u64, outcome: Outcome) -> ConnectionRecord {
-        ConnectionRecord {
-            id,
-            accepted_at_us: at,
-            closed_at_us: at + 1,
-            client: "127.0.0.1:1".into(),
-            client_port: 1,
-            local: "127.0.0.1:2".into(),
-            outcome,
-            session: SessionInfo::default(),
-            backend_code: None,
-            queue_wait_ms: None,
-            queue_wait_unknown: None,
-        }
-    }
 
     fn window(action: StepAction, start: u64, end: u64, page: bool) -> StepWindow {
         StepWindow {

@@ -116,7 +116,7 @@ fn broken_by(e: &crate::scenario::Expectation, result: &CellResult) -> Option<St
 mod tests {
     use std::path::Path;
 
-    use model::{Cause, ConnectionRecord, Outcome, SessionInfo, StepAction, TlsVersion};
+    use model::{Cause, ConnectionRecord, Outcome, StepAction, TlsVersion};
     use results::{StepWindow, TrialResult, attribute};
 
     use super::*;
@@ -124,19 +124,7 @@ mod tests {
     use crate::scenario::Scenario;
 
     fn record(id: u64, outcome: Outcome) -> ConnectionRecord {
-        ConnectionRecord {
-            id,
-            accepted_at_us: id,
-            closed_at_us: id + 1,
-            client: "127.0.0.1:1".into(),
-            client_port: 1,
-            local: "127.0.0.1:2".into(),
-            outcome,
-            session: SessionInfo::default(),
-            backend_code: None,
-            queue_wait_ms: None,
-            queue_wait_unknown: None,
-        }
+        model::testing::record(id, id, outcome)
     }
 
     /// A measured `report-close`-like cell with `expect` from scenario text, one trial per

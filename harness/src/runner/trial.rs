@@ -242,24 +242,12 @@ async fn settle_within(
 
 #[cfg(test)]
 mod tests {
-    use model::{Cause, Outcome, ServerFault, SessionInfo};
+    use model::{Cause, Outcome, ServerFault};
 
     use super::*;
 
     fn record(id: u64, outcome: Outcome) -> ConnectionRecord {
-        ConnectionRecord {
-            id,
-            accepted_at_us: id,
-            closed_at_us: id + 1,
-            client: "127.0.0.1:1".into(),
-            client_port: 1,
-            local: "127.0.0.1:2".into(),
-            outcome,
-            session: SessionInfo::default(),
-            backend_code: None,
-            queue_wait_ms: None,
-            queue_wait_unknown: None,
-        }
+        model::testing::record(id, id, outcome)
     }
 
     #[tokio::test]
