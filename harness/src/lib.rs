@@ -3,7 +3,8 @@
 //!
 //! The binary (`src/main.rs`) is a thin shell over this library:
 //! - [`scenario`] parses `scenarios/*.toml` strictly;
-//! - [`browser`] drives Chromium and Firefox through WebDriver, with every trust mode;
+//! - [`browser`] drives Chromium and Firefox through WebDriver, with every trust mode, one
+//!   engine per module behind the [`browser::Browser`] trait;
 //! - [`target`] is what a trial talks to: a server that records every connection;
 //! - [`runner`] turns scenarios into cells and trials, runs them in parallel, attributes the
 //!   target's connection records to steps, and tells its subscribers what happened;

@@ -623,7 +623,7 @@ fn the_bench_floor_starts_the_browser_with_the_trial_s_own_functions() {
         assert!(bench.contains(shared), "the floor uses `{shared}`");
     }
     let runner = std::fs::read_to_string(root.join("src/runner/trial.rs")).unwrap();
-    let browser = std::fs::read_to_string(root.join("src/browser.rs")).unwrap();
+    let browser = std::fs::read_to_string(root.join("src/browser/mod.rs")).unwrap();
     assert!(runner.contains("let server = cell.target.start(&TrialServer {"));
     assert!(browser.contains("let caps = capabilities(plan);"));
     assert!(browser.contains("end_session(client, &mut self.driver).await;"));

@@ -138,7 +138,7 @@ fn now_us() -> u64 {
 
 /// Why a cell is not run at all, if it is not.
 fn precheck(cell: &Cell, plan: &RunPlan) -> Option<CellStatus> {
-    if let Err(reason) = crate::browser::trust_support(cell.scenario.file.trust, cell.browser) {
+    if let Err(reason) = cell.browser.engine().supports(cell.scenario.file.trust) {
         return Some(CellStatus::Unsupported { reason });
     }
     if let Some(reason) = cell.target.unavailable() {
@@ -202,15 +202,13 @@ pub async fn run_with(
             cert: f.cert.as_str().into(),
             trust: f.trust.as_str().into(),
             connection: f.connection.as_str().into(),
-            chromium_features: if cell.browser == BrowserKind::Chromium {
-                f.knobs
-                    .chromium_features
-                    .iter()
-                    .map(|f| f.as_str().to_owned())
-                    .collect()
-            } else {
-                Vec::new()
-            },
+            chromium_features: cell
+                .browser
+                .engine()
+                .enabled_features(&f.knobs)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             status: CellStatus::Measured,
             headline: Vec::new(),
             trials: Vec::new(),
