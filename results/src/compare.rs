@@ -32,6 +32,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::render::esc;
 use crate::stats::{Permutation, holm, holm_first_threshold, median, permutation_test};
 use crate::{CellKey, CellResult, CellStatus, Environment, RunResults, Spread};
 
@@ -208,11 +209,6 @@ impl Diff {
     /// the new run's `matrix.html`): one table per tested cell with every trial value of both
     /// sides (confirmation trials marked) and the test's verdict.
     pub fn render_html(&self, old_label: &str, new_label: &str) -> String {
-        let esc = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-        };
         let mut h = String::from(
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>handshake-matrix comparison</title>\
              <style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin:.5em 0 1.5em}\

@@ -1,5 +1,6 @@
 //! The results of a handshake-matrix run: a versioned, explicitly keyed model, the attribution
-//! of server connection records to steps, and renderers (terminal, Markdown, HTML, JUnit).
+//! of server connection records to steps, and renderers (terminal, Markdown, HTML, JUnit, the
+//! history page).
 //!
 //! Numbers mean what `DESIGN.md` says: *failed handshakes* are `rejected` and
 //! `rejected-after-handshake` records; *retries* are the failed handshakes of a step before its
@@ -21,7 +22,7 @@ pub use crate::compare::{
     CellChange, CellTest, Component, Diff, HistoryEntry, MergeError, Rule, Verdict,
     VersionConflict, diff, diff_with, history_table, merge,
 };
-pub use crate::render::{Format, render, write_all};
+pub use crate::render::{Exporter, Format, history_html, render, write_all};
 
 /// Bumped whenever a field is added, removed or changes meaning.
 ///

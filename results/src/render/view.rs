@@ -1,0 +1,354 @@
+//! The matrix view and the text every format shares: headlines, the legend, and the sections
+//! listing what a cell's numbers do not show.
+
+use model::{ClientCause, Outcome};
+
+use crate::{CellResult, CellStatus, RunResults, StepResult, TrialResult};
+
+/// The matrix view: rows scenario × backend, columns browser × TLS, in first-seen order.
+pub(super) struct Matrix<'a> {
+    pub(super) rows: Vec<(String, String)>,
+    pub(super) columns: Vec<(String, String)>,
+    cells: &'a [CellResult],
+}
+
+impl<'a> Matrix<'a> {
+    pub(super) fn new(results: &'a RunResults) -> Self {
+        let mut rows = Vec::new();
+        let mut columns = Vec::new();
+        for c in &results.cells {
+            let row = (c.key.scenario.clone(), c.key.backend.clone());
+            let col = (c.key.browser.clone(), c.key.tls.clone());
+            if !rows.contains(&row) {
+                rows.push(row);
+            }
+            if !columns.contains(&col) {
+                columns.push(col);
+            }
+        }
+        Self {
+            rows,
+            columns,
+            cells: &results.cells,
+        }
+    }
+
+    pub(super) fn cell(
+        &self,
+        row: &(String, String),
+        col: &(String, String),
+    ) -> Option<&'a CellResult> {
+        self.cells.iter().find(|c| {
+            c.key.scenario == row.0
+                && c.key.backend == row.1
+                && c.key.browser == col.0
+                && c.key.tls == col.1
+        })
+    }
+}
+
+/// `2 / 1 / 1`: median retries of the step that first shows the page, then of each revisit;
+/// `–` where no trial showed the page in that step. `⚑k/n` after a step: only k of the n
+/// trials showed the page there (the number is over those k); `⏱` after the cell: a step was cut
+/// off by the settle cap; `✗` an expectation broke.
+pub(crate) fn headline_text(cell: &CellResult) -> String {
+    let broken = if cell.expectations.iter().any(|e| e.broken.is_some()) {
+        " ✗"
+    } else {
+        ""
+    };
+    let capped = if capped_steps(cell).next().is_some() {
+        " ⏱"
+    } else {
+        ""
+    };
+    let n = cell.trials.len();
+    let text = match &cell.status {
+        CellStatus::Measured if cell.headline.is_empty() => "no page".into(),
+        CellStatus::Measured => cell
+            .headline
+            .iter()
+            .map(|h| {
+                let number = h
+                    .retries
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "–".into());
+                if h.trials_without_page > 0 {
+                    format!("{number} ⚑{}/{n}", n - h.trials_without_page)
+                } else {
+                    number
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" / "),
+        CellStatus::Unsupported { .. } => "unsupported".into(),
+        CellStatus::Error { .. } => "error".into(),
+    };
+    let without_log = cell
+        .trials
+        .iter()
+        .filter(|t| t.client_log_problem.is_some())
+        .count();
+    let netlog = if without_log > 0 {
+        format!(" (no NetLog in {without_log} of {})", cell.trials.len())
+    } else {
+        String::new()
+    };
+    format!("{text}{capped}{broken}{netlog}")
+}
+
+/// `(trial, step)` of every step that the settle cap cut off, the teardown excluded.
+fn capped_steps(cell: &CellResult) -> impl Iterator<Item = (&TrialResult, usize, &StepResult)> {
+    cell.trials.iter().flat_map(|t| {
+        t.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.settle_capped)
+            .map(move |(i, s)| (t, i, s))
+    })
+}
+
+/// `- cell proceed: 2 of 3 trials showed the page (trial 2 showed warning ERR_…)`.
+pub(super) fn without_page_lines(cell: &CellResult) -> Vec<String> {
+    let n = cell.trials.len();
+    cell.headline
+        .iter()
+        .filter(|h| h.trials_without_page > 0)
+        .map(|h| {
+            let which: Vec<String> = cell
+                .trials
+                .iter()
+                .filter_map(|t| match t.steps.get(h.step) {
+                    Some(s) if s.page_shown => None,
+                    Some(s) => Some(format!("trial {} showed {}", t.index, s.shown)),
+                    None => Some(format!("trial {} did not reach it", t.index)),
+                })
+                .collect();
+            format!(
+                "- {} {} (step {}): {} of {n} trials showed the page ({})",
+                cell.key,
+                h.action,
+                h.step + 1,
+                n - h.trials_without_page,
+                which.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// `- cell trial 2 revisit (step 4): still busy at the settle cap`.
+pub(super) fn capped_lines(cell: &CellResult) -> Vec<String> {
+    capped_steps(cell)
+        .map(|(t, i, s)| {
+            format!(
+                "- {} trial {} {} (step {}): connections still arriving at the settle cap",
+                cell.key,
+                t.index,
+                s.action,
+                i + 1
+            )
+        })
+        .collect()
+}
+
+/// `- cell: 2 connections in 1 of 3 trials, 1 failed handshake (trial 2: reset idle)`.
+pub(super) fn teardown_lines(cell: &CellResult) -> Vec<String> {
+    let with: Vec<(&TrialResult, &StepResult)> = cell
+        .trials
+        .iter()
+        .filter_map(|t| t.teardown.as_ref().map(|s| (t, s)))
+        .filter(|(_, s)| !s.connections.is_empty())
+        .collect();
+    if with.is_empty() {
+        return Vec::new();
+    }
+    let connections: usize = with.iter().map(|(_, s)| s.connections.len()).sum();
+    let failed: u32 = with.iter().map(|(_, s)| s.failed_handshakes).sum();
+    let detail: Vec<String> = with
+        .iter()
+        .map(|(t, s)| format!("trial {}: {}", t.index, s.sequence.join(" ")))
+        .collect();
+    vec![format!(
+        "- {}: {} during teardown in {} of {} trials, {} ({})",
+        cell.key,
+        plural(connections, "connection"),
+        with.len(),
+        cell.trials.len(),
+        plural(failed as usize, "failed handshake"),
+        detail.join("; ")
+    )]
+}
+
+/// `- cell trial 1 visit: late-error (Broken pipe)`: connections that completed the handshake
+/// and then failed with an error, neither idle nor a failed handshake.
+pub(super) fn error_after_handshake_lines(cell: &CellResult) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in &cell.trials {
+        for s in t.steps_and_teardown() {
+            for r in &s.connections {
+                if let Outcome::ErrorAfterHandshake { cause } = &r.outcome {
+                    out.push(format!(
+                        "- {} trial {} {}: connection {} {cause}",
+                        cell.key, t.index, s.action, r.id
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every section that lists what a cell's numbers do not show, in the order people should
+/// read them: (title, lines). Sections without lines are left out.
+pub(super) fn finding_sections(results: &RunResults) -> Vec<(&'static str, Vec<String>)> {
+    let each = |f: fn(&CellResult) -> Vec<String>| -> Vec<String> {
+        results.cells.iter().flat_map(f).collect()
+    };
+    [
+        (
+            "Trials without the page (⚑k/n: the step's number is over the k trials that showed it)",
+            each(without_page_lines),
+        ),
+        (
+            "Steps cut off by the settle cap (⏱: connections still arrived after 10 s; later ones were counted in the next step or the teardown)",
+            each(capped_lines),
+        ),
+        (
+            "Connections during teardown (after the last step settled; in each trial's totals, never in a headline)",
+            each(teardown_lines),
+        ),
+        (
+            "Errors after a completed handshake (neither idle nor a failed handshake)",
+            each(error_after_handshake_lines),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, lines)| !lines.is_empty())
+    .collect()
+}
+
+/// `Teardown: 3 connections, 1 failed handshake in 306 trials.` — always printed, so a reader
+/// knows it was looked at.
+fn teardown_total(results: &RunResults) -> String {
+    let trials: Vec<&TrialResult> = results.cells.iter().flat_map(|c| &c.trials).collect();
+    let with_teardown = trials.iter().filter(|t| t.teardown.is_some()).count();
+    if with_teardown == 0 && !trials.is_empty() {
+        return "Teardown: not recorded (results written before schema 3).\n".into();
+    }
+    let (connections, failed) = trials
+        .iter()
+        .filter_map(|t| t.teardown.as_ref())
+        .fold((0, 0), |(c, f), s| {
+            (c + s.connections.len(), f + s.failed_handshakes as usize)
+        });
+    format!(
+        "Teardown (after the last step settled, never in a headline): {}, {} in {with_teardown} trials.\n",
+        plural(connections, "connection"),
+        plural(failed, "failed handshake")
+    )
+}
+
+/// `1 connection`, `2 connections`.
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// Trials of `cell` whose browser log was read (only they say why connections were opened).
+fn trials_with_log(cell: &CellResult) -> usize {
+    cell.trials
+        .iter()
+        .filter(|t| t.client_log.is_some())
+        .count()
+}
+
+/// `- cell trial 2: Chromium wrote no NetLog (netlog.json)` for every trial whose log is
+/// missing or unreadable.
+pub(super) fn missing_log_lines(results: &RunResults) -> Vec<String> {
+    results
+        .cells
+        .iter()
+        .flat_map(|c| {
+            c.trials.iter().filter_map(move |t| {
+                t.client_log_problem
+                    .as_ref()
+                    .map(|p| format!("- {} trial {}: {p}", c.key, t.index))
+            })
+        })
+        .collect()
+}
+
+/// `- cell proceed: 9 failed in 3 of 3 trials with a NetLog = 6 preconnect + 3 first-attempt`,
+/// from browser logs: only trials with a log are counted, and the count says how many that is.
+pub(super) fn cause_lines(results: &RunResults) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in results
+        .cells
+        .iter()
+        .filter(|c| c.status == CellStatus::Measured)
+    {
+        for h in c.headline.iter().filter(|h| !h.failed_by_cause.is_empty()) {
+            let total: u32 = h.failed_by_cause.values().sum();
+            let mut parts: Vec<(&ClientCause, &u32)> = h.failed_by_cause.iter().collect();
+            parts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let parts: Vec<String> = parts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            out.push(format!(
+                "- {} {}: {total} failed in {} of {} trials with a NetLog = {}",
+                c.key,
+                h.action,
+                trials_with_log(c),
+                c.trials.len(),
+                parts.join(" + ")
+            ));
+        }
+    }
+    out
+}
+
+/// `- cell: reason — what broke it` for every broken expectation.
+pub(super) fn broken_lines(results: &RunResults) -> Vec<String> {
+    results
+        .cells
+        .iter()
+        .flat_map(|c| {
+            c.expectations.iter().filter_map(move |e| {
+                e.broken
+                    .as_ref()
+                    .map(|b| format!("- {}: expected {} ({}) — {b}", c.key, e.rule, e.reason))
+            })
+        })
+        .collect()
+}
+
+pub(super) fn legend(results: &RunResults) -> String {
+    let env = &results.environment;
+    let mut s = format!(
+        "Each cell: median retries (failed handshakes before the page) of the step that first shows \
+         the page, then of each revisit — `min–max` in brackets when trials differ; `⚑k/n` only k \
+         of n trials showed the page; `⏱` a step hit the settle cap; `✗` an expectation broke. \
+         {} of {} cells.\n",
+        results.cells.len(),
+        results.cells_requested
+    );
+    s += &teardown_total(results);
+    for (name, v) in &env.browsers {
+        let versions = [v.browser.as_deref(), v.driver.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let unavailable = v
+            .unavailable
+            .as_deref()
+            .map(|u| format!(" — unavailable: {u}"))
+            .unwrap_or_default();
+        s += &format!("- {name}: {versions}{unavailable}\n");
+    }
+    for (name, v) in &env.backends {
+        s += &format!("- {name}: {v}\n");
+    }
+    s
+}
