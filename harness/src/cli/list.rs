@@ -1,0 +1,55 @@
+//! `harness list`: scenarios, backends and browsers, with versions or why they are missing.
+
+use std::path::PathBuf;
+
+use backends::BackendName;
+use clap::Args;
+
+use super::environment::{BinaryArgs, resolve_binaries, tool_versions};
+use super::{Failure, load_scenarios};
+
+#[derive(Debug, Args)]
+pub(super) struct ListArgs {
+    #[command(flatten)]
+    binaries: BinaryArgs,
+    /// Folder of scenario files.
+    #[arg(long, default_value = "scenarios")]
+    scenarios: PathBuf,
+}
+
+pub(super) fn list(args: ListArgs) -> Result<u8, Failure> {
+    let scenarios = load_scenarios(&args.scenarios)?;
+    println!("scenarios ({}):", args.scenarios.display());
+    for s in &scenarios {
+        let f = &s.file;
+        println!(
+            "  {:<28} {} / {} / {} / {} — {}",
+            s.name,
+            f.cert.as_str(),
+            f.trust.as_str(),
+            f.connection.as_str(),
+            f.concurrency.as_str(),
+            f.description
+        );
+    }
+    println!("backends:");
+    for b in BackendName::ALL {
+        let backend = b.backend();
+        match backend.unavailable() {
+            Some(why) => println!("  {:<10} unavailable: {why}", b.as_str()),
+            None => println!("  {:<10} {}", b.as_str(), backend.library_version()),
+        }
+    }
+    println!("browsers:");
+    for (name, v) in tool_versions(&resolve_binaries(&args.binaries)) {
+        match v.unavailable {
+            Some(why) => println!("  {name:<10} unavailable: {why}"),
+            None => println!(
+                "  {name:<10} {} with {}",
+                v.browser.unwrap_or_default(),
+                v.driver.unwrap_or_default()
+            ),
+        }
+    }
+    Ok(0)
+}

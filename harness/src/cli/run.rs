@@ -1,0 +1,220 @@
+//! `harness --matrix …`: run the scenarios' cells and write the run folder.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use backends::BackendName;
+use clap::Args;
+use results::{Format, RunResults, SCHEMA_VERSION};
+
+use super::environment::{BinaryArgs, environment, resolve_binaries, rfc3339_now};
+use super::{
+    BackendArg, BrowserArg, EXIT_INCOMPLETE, Failure, TlsArg, default_jobs, load_scenarios,
+    read_run, report_outcomes, shutdown_signal, usage,
+};
+use crate::progress::Progress;
+use crate::runner::{RunPlan, cells, run};
+use crate::scenario;
+
+#[derive(Debug, Args)]
+pub(super) struct RunArgs {
+    /// Scenarios to run: `all`, or names (file stems in the scenarios folder) separated by commas.
+    #[arg(long, value_name = "all|NAME[,NAME…]")]
+    matrix: Option<String>,
+    /// Only these backends.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    backend: Vec<BackendArg>,
+    /// Only these browsers.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    browser: Vec<BrowserArg>,
+    /// Only these TLS versions.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    tls: Vec<TlsArg>,
+    /// Trials per cell (default: each scenario's `repeat`).
+    #[arg(long)]
+    repeat: Option<u32>,
+    /// Trials run at once; each has its own server, driver and browser.
+    #[arg(long, default_value_t = default_jobs())]
+    jobs: usize,
+    /// Run folder (default: results/runs/<UTC time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Folder of scenario files.
+    #[arg(long, default_value = "scenarios")]
+    scenarios: PathBuf,
+    /// A step is settled once no new connection arrived for this many milliseconds (at least
+    /// 1; 0 would end every step at once and count its late connections — preconnects, the
+    /// favicon — in the next step or the teardown). A step still busy after 10 s is cut off
+    /// and flagged.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    quiet_ms: u64,
+    /// Keep each trial's browser profile and HOME (large) next to its logs.
+    #[arg(long)]
+    keep_profiles: bool,
+    /// Serve every trial on this loopback port, e.g. to capture with `tcpdump -i lo port N`
+    /// (needs `--jobs 1`). A port another program holds makes those trials `error`.
+    #[arg(long, value_name = "PORT")]
+    server_port: Option<u16>,
+    /// Compare the finished run with this earlier run (folder or matrix.json): the accepted
+    /// baseline. Exit 3 on a confirmed change (see `harness diff --help`).
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// With `--baseline`: measure the cells the comparison flags again with more trials
+    /// (added to this run as confirmation trials) before the verdict.
+    #[arg(long, requires = "baseline")]
+    confirm: bool,
+    /// Trials per flagged cell when confirming.
+    #[arg(long, default_value_t = crate::confirm::DEFAULT_CONFIRM_TRIALS)]
+    confirm_trials: u32,
+    #[command(flatten)]
+    binaries: BinaryArgs,
+}
+
+pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
+    let Some(matrix) = args.matrix.as_deref() else {
+        return Err(usage(anyhow::anyhow!(
+            "nothing to run: give `--matrix all` (or scenario names), or a subcommand; see `harness --help`"
+        )));
+    };
+    let all = load_scenarios(&args.scenarios)?;
+    let scenarios = scenario::select(all, matrix).map_err(usage)?;
+    let binaries = resolve_binaries(&args.binaries);
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stamp = time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
+            .unwrap_or_default();
+        PathBuf::from("results/runs").join(stamp)
+    });
+    // Absolute from here on: geckodriver and Firefox resolve a relative profile path
+    // differently, and Firefox then never reports its Marionette port (every Firefox trial of
+    // a relative `--out` failed, as the nightly's slices use).
+    let out = std::path::absolute(&out)
+        .with_context(|| format!("resolving {}", out.display()))
+        .map_err(usage)?;
+    let plan = RunPlan {
+        scenarios,
+        backends: args.backend.iter().map(|&b| b.into()).collect(),
+        browsers: args.browser.iter().map(|&b| b.into()).collect(),
+        tls: args.tls.iter().map(|&t| t.into()).collect(),
+        repeat: args.repeat,
+        jobs: args.jobs.max(1),
+        out: out.clone(),
+        binaries: binaries.clone(),
+        quiet: Duration::from_millis(args.quiet_ms),
+        keep_profiles: args.keep_profiles,
+        server_port: args.server_port,
+        only: None,
+    };
+    if args.server_port.is_some() && plan.jobs > 1 {
+        return Err(usage(anyhow::anyhow!(
+            "--server-port serves every trial on one port, so trials cannot overlap: add `--jobs 1`"
+        )));
+    }
+    if cells(&plan).is_empty() {
+        return Err(usage(anyhow::anyhow!(
+            "the selection is empty: no scenario has a cell for the given --backend/--browser/--tls"
+        )));
+    }
+    let baseline = match &args.baseline {
+        Some(b) => Some(read_run(b)?),
+        None => None,
+    };
+    if args.repeat == Some(0) {
+        return Err(usage(anyhow::anyhow!("--repeat must be at least 1")));
+    }
+    // Only now, with valid input, is a run folder created.
+    if out.join("matrix.json").exists() {
+        return Err(usage(anyhow::anyhow!(
+            "{} already holds a run; choose another --out",
+            out.display()
+        )));
+    }
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("creating {}", out.display()))
+        .map_err(usage)?;
+    let leftovers = crate::process::stop_leftovers();
+    if !leftovers.is_empty() {
+        eprintln!(
+            "stopped {} leftover processes of earlier runs whose harness is gone: {}",
+            leftovers.len(),
+            leftovers.join(", ")
+        );
+    }
+    for (kind, b) in &binaries {
+        if let Err(e) = b {
+            eprintln!("warning: {kind} cells will be `error`: {e}");
+        }
+    }
+    for b in BackendName::ALL {
+        if let Some(why) = b.backend().unavailable() {
+            eprintln!("warning: {b} cells will be `error`: {why}");
+        }
+    }
+    let results = RunResults {
+        schema_version: SCHEMA_VERSION,
+        environment: environment(&binaries),
+        cells: Vec::new(),
+        // Known now, so that a run killed before its first cell still says what it lacks.
+        cells_requested: cells(&plan).len(),
+    };
+    // An empty but valid matrix.json first: a folder we cannot write to stops the run before
+    // any browser starts, and an interrupt from here on always leaves a readable file.
+    results::write_all(&results, &out)
+        .with_context(|| format!("{} is not writable", out.display()))
+        .map_err(usage)?;
+    let progress = Progress::new();
+    let run_future = run(plan, results, &progress);
+    tokio::pin!(run_future);
+    let mut results = tokio::select! {
+        r = &mut run_future => r,
+        _ = shutdown_signal() => {
+            progress.finish();
+            eprintln!("interrupted: {} keeps every cell finished so far", out.join("matrix.json").display());
+            // Returning drops the run future and with it every trial's browser session, whose
+            // driver processes are killed with their process groups.
+            return Ok(EXIT_INCOMPLETE);
+        }
+    };
+    progress.finish();
+    results.environment.ended_at = Some(rfc3339_now());
+    let written = results::write_all(&results, &out);
+    println!("{}", results::render(&results, Format::Terminal));
+    if let Err(e) = written {
+        // The table above is then the only complete copy; say so rather than lose it silently.
+        eprintln!(
+            "error: the results could not be written to {} ({e}); the table above is the complete result, the files there hold the last cells written",
+            out.display()
+        );
+        return Ok(EXIT_INCOMPLETE);
+    }
+    println!("results: {}", out.display());
+    let mut problems = Vec::new();
+    let d = match baseline {
+        Some(mut b) if args.confirm => {
+            let side = crate::confirm::Side {
+                dir: out.clone(),
+                scenarios: load_scenarios(&args.scenarios)?,
+                binaries: binaries.clone(),
+            };
+            let settings = crate::confirm::Settings {
+                trials: args.confirm_trials.max(1),
+                jobs: args.jobs.max(1),
+                quiet: Duration::from_millis(args.quiet_ms),
+                rule: results::Rule::default(),
+            };
+            let c = crate::confirm::confirm(&mut b, None, &mut results, &side, &settings).await;
+            problems = c.problems;
+            Some(c.diff)
+        }
+        Some(b) => Some(results::diff(&b, &results)),
+        None => None,
+    };
+    if let Some(d) = &d {
+        println!("against the baseline:\n{}", d.render());
+        super::diff::write_comparison(d, args.baseline.as_deref().unwrap_or(Path::new("")), &out);
+    }
+    Ok(report_outcomes(&results, d.as_ref(), &problems))
+}
