@@ -95,7 +95,7 @@ fn fixed() -> RunResults {
         chromium_features: Vec::new(),
         status: CellStatus::Measured,
         headline: Vec::new(),
-        // As the runner checks it (harness/src/runner.rs, `page_expectation`).
+        // As the runner checks it (harness/src/runner/expectations.rs, `page_expectation`).
         expectations: vec![results::ExpectationCheck {
             rule: "every trial shows the page".into(),
             reason: "the trust mode accepts the certificate".into(),

@@ -54,6 +54,17 @@ macro_rules! browsers {
                 }
             }
         }
+
+        // `--browser` takes the same names, so a new engine is on the command line too.
+        impl clap::ValueEnum for BrowserKind {
+            fn value_variants<'a>() -> &'a [Self] {
+                &Self::ALL
+            }
+
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                Some(clap::builder::PossibleValue::new(self.as_str()))
+            }
+        }
     };
 }
 

@@ -28,7 +28,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use model::TlsVersion;
 use results::RunResults;
 
-use crate::browser::BrowserKind;
 use crate::scenario::{self, Scenario};
 
 const EXIT_INCOMPLETE: u8 = 1;
@@ -126,7 +125,6 @@ macro_rules! value_enum {
     };
 }
 value_enum!(BackendArg => BackendName { Rustls = "rustls" => BackendName::Rustls, Openssl = "openssl" => BackendName::Openssl, Mbedtls = "mbedtls" => BackendName::Mbedtls });
-value_enum!(BrowserArg => BrowserKind { Chromium = "chromium" => BrowserKind::Chromium, Firefox = "firefox" => BrowserKind::Firefox });
 value_enum!(TlsArg => TlsVersion { Tls12 = "1.2" => TlsVersion::Tls12, Tls13 = "1.3" => TlsVersion::Tls13 });
 value_enum!(CertArg => CertKind { SelfSigned = "self-signed" => CertKind::SelfSigned, PrivateCa = "private-ca" => CertKind::PrivateCa, Expired = "expired" => CertKind::Expired, WrongHost = "wrong-host" => CertKind::WrongHost });
 value_enum!(ConnectionArg => ConnectionPolicy { KeepAlive = "keep-alive" => ConnectionPolicy::KeepAlive, Close = "close" => ConnectionPolicy::Close });

@@ -10,9 +10,10 @@ use results::{Format, RunResults, SCHEMA_VERSION};
 
 use super::environment::{BinaryArgs, environment, resolve_binaries, rfc3339_now};
 use super::{
-    BackendArg, BrowserArg, EXIT_INCOMPLETE, Failure, TlsArg, default_jobs, load_scenarios,
-    read_run, report_outcomes, shutdown_signal, usage,
+    BackendArg, EXIT_INCOMPLETE, Failure, TlsArg, default_jobs, load_scenarios, read_run,
+    report_outcomes, shutdown_signal, usage,
 };
+use crate::browser::BrowserKind;
 use crate::progress::Progress;
 use crate::runner::{RunPlan, cells, run};
 use crate::scenario;
@@ -27,7 +28,7 @@ pub(super) struct RunArgs {
     backend: Vec<BackendArg>,
     /// Only these browsers.
     #[arg(long, value_enum, value_delimiter = ',')]
-    browser: Vec<BrowserArg>,
+    browser: Vec<BrowserKind>,
     /// Only these TLS versions.
     #[arg(long, value_enum, value_delimiter = ',')]
     tls: Vec<TlsArg>,
@@ -97,7 +98,7 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
     let plan = RunPlan {
         scenarios,
         backends: args.backend.iter().map(|&b| b.into()).collect(),
-        browsers: args.browser.iter().map(|&b| b.into()).collect(),
+        browsers: args.browser.clone(),
         tls: args.tls.iter().map(|&t| t.into()).collect(),
         repeat: args.repeat,
         jobs: args.jobs.max(1),
