@@ -429,6 +429,27 @@ impl TrialResult {
 }
 
 impl CellResult {
+    /// A cell about to be measured: no Chromium features, no trials, no headline, no
+    /// expectation checked yet.
+    pub fn new(
+        key: CellKey,
+        cert: impl Into<String>,
+        trust: impl Into<String>,
+        connection: impl Into<String>,
+    ) -> Self {
+        Self {
+            key,
+            cert: cert.into(),
+            trust: trust.into(),
+            connection: connection.into(),
+            chromium_features: Vec::new(),
+            status: CellStatus::Measured,
+            headline: Vec::new(),
+            trials: Vec::new(),
+            expectations: Vec::new(),
+        }
+    }
+
     /// Computes the headline from the trials: the step that first shows the page (for
     /// click-through that is `proceed`) and every `revisit`.
     pub fn summarise(&mut self) {

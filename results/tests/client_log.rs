@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use model::{Cause, ClientCause, ClientLogSource, Outcome, StepAction};
 use results::{
-    CellKey, CellResult, CellStatus, ClientLog, ClientSide, Environment, Evidence, Format,
-    RunResults, SCHEMA_VERSION, StepWindow, TrialResult, attribute, render,
+    CellKey, CellResult, ClientLog, ClientSide, Environment, Evidence, Format, RunResults,
+    SCHEMA_VERSION, StepWindow, TrialResult, attribute, render,
 };
 
 use common::record;
@@ -77,23 +77,22 @@ fn results() -> RunResults {
         connections: BTreeMap::from([(1, unknown_side())]),
     };
     let mut cell = CellResult {
-        key: CellKey {
-            scenario: "report-close".into(),
-            backend: "rustls".into(),
-            browser: "chromium".into(),
-            tls: "1.3".into(),
-        },
-        cert: "self-signed".into(),
-        trust: "click-through".into(),
-        connection: "close".into(),
         chromium_features: vec!["HappyEyeballsV3".into()],
-        status: CellStatus::Measured,
-        headline: Vec::new(),
         trials: vec![
             trial(1, Some(log), None),
             trial(2, None, Some("Chromium wrote no NetLog (netlog.json)")),
         ],
-        expectations: Vec::new(),
+        ..CellResult::new(
+            CellKey {
+                scenario: "report-close".into(),
+                backend: "rustls".into(),
+                browser: "chromium".into(),
+                tls: "1.3".into(),
+            },
+            "self-signed",
+            "click-through",
+            "close",
+        )
     };
     cell.summarise();
     RunResults {

@@ -50,13 +50,6 @@ fn cell_with(
 ) -> CellResult {
     let trials = per_step.first().map_or(0, |s| s.len());
     let mut c = CellResult {
-        key: key(scenario, backend),
-        cert: "self-signed".into(),
-        trust: "click-through".into(),
-        connection: "close".into(),
-        chromium_features: Vec::new(),
-        status: CellStatus::Measured,
-        headline: Vec::new(),
         trials: (0..trials)
             .map(|t| {
                 let mut visit = step(StepAction::Visit, 1);
@@ -90,7 +83,12 @@ fn cell_with(
                 }
             })
             .collect(),
-        expectations: Vec::new(),
+        ..CellResult::new(
+            key(scenario, backend),
+            "self-signed",
+            "click-through",
+            "close",
+        )
     };
     c.summarise();
     c

@@ -88,13 +88,6 @@ fn fixed() -> RunResults {
         tls: "1.3".into(),
     };
     let mut measured = CellResult {
-        key: key("mbedtls", "chromium"),
-        cert: "self-signed".into(),
-        trust: "click-through".into(),
-        connection: "close".into(),
-        chromium_features: Vec::new(),
-        status: CellStatus::Measured,
-        headline: Vec::new(),
         // As the runner checks it (harness/src/runner/expectations.rs, `page_expectation`).
         expectations: vec![results::ExpectationCheck {
             rule: "every trial shows the page".into(),
@@ -104,37 +97,39 @@ fn fixed() -> RunResults {
             ),
         }],
         trials: vec![trial(1, first), trial(2, second)],
+        ..CellResult::new(
+            key("mbedtls", "chromium"),
+            "self-signed",
+            "click-through",
+            "close",
+        )
     };
     measured.summarise();
     let unsupported = CellResult {
-        key: CellKey {
-            scenario: "control-spki-pin".into(),
-            ..key("mbedtls", "firefox")
-        },
-        cert: "self-signed".into(),
-        trust: "spki-pin".into(),
-        connection: "close".into(),
-        chromium_features: Vec::new(),
         status: CellStatus::Unsupported {
             reason: "spki-pin is a Chromium mechanism".into(),
         },
-        headline: Vec::new(),
-        trials: Vec::new(),
-        expectations: Vec::new(),
+        ..CellResult::new(
+            CellKey {
+                scenario: "control-spki-pin".into(),
+                ..key("mbedtls", "firefox")
+            },
+            "self-signed",
+            "spki-pin",
+            "close",
+        )
     };
     let error = CellResult {
-        key: key("mbedtls", "firefox"),
-        cert: "self-signed".into(),
-        trust: "click-through".into(),
-        connection: "close".into(),
-        chromium_features: Vec::new(),
         status: CellStatus::Error {
             reason: "trial 1: geckodriver did not start".into(),
             log: Some("trials/x".into()),
         },
-        headline: Vec::new(),
-        trials: Vec::new(),
-        expectations: Vec::new(),
+        ..CellResult::new(
+            key("mbedtls", "firefox"),
+            "self-signed",
+            "click-through",
+            "close",
+        )
     };
     RunResults {
         schema_version: SCHEMA_VERSION,

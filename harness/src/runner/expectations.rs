@@ -145,17 +145,7 @@ mod tests {
             tls: TlsVersion::Tls13,
             repeat: trials.len() as u32,
         };
-        let mut result = CellResult {
-            key: cell.key(),
-            cert: "self-signed".into(),
-            trust: "click-through".into(),
-            connection: "close".into(),
-            chromium_features: Vec::new(),
-            status: CellStatus::Measured,
-            headline: Vec::new(),
-            trials: Vec::new(),
-            expectations: Vec::new(),
-        };
+        let mut result = CellResult::new(cell.key(), "self-signed", "click-through", "close");
         for (n, (steps, teardown)) in trials.iter().enumerate() {
             let mut records = Vec::new();
             let mut windows = Vec::new();

@@ -198,10 +198,6 @@ pub async fn run_with(
     for (i, cell) in cells.iter().enumerate() {
         let f = &cell.scenario.file;
         let mut result = CellResult {
-            key: cell.key(),
-            cert: f.cert.as_str().into(),
-            trust: f.trust.as_str().into(),
-            connection: f.connection.as_str().into(),
             chromium_features: cell
                 .browser
                 .engine()
@@ -209,10 +205,12 @@ pub async fn run_with(
                 .into_iter()
                 .map(str::to_owned)
                 .collect(),
-            status: CellStatus::Measured,
-            headline: Vec::new(),
-            trials: Vec::new(),
-            expectations: Vec::new(),
+            ..CellResult::new(
+                cell.key(),
+                f.cert.as_str(),
+                f.trust.as_str(),
+                f.connection.as_str(),
+            )
         };
         if let Some(status) = precheck(cell, &plan) {
             result.status = status;
