@@ -411,6 +411,47 @@ fn history_puts_browser_versions_in_the_column_headers() {
     assert_eq!(rows[0].1, ["3", "1"]);
 }
 
+#[test]
+fn the_history_page_draws_each_cells_trend_over_the_versions() {
+    let entries = [
+        HistoryEntry {
+            label: "night-1".into(),
+            results: run(
+                "156.0.8078.108",
+                vec![cell("report-close", "mbedtls", &[&[3, 2, 4]])],
+            ),
+        },
+        // The cell was not measured that night: a gap, not a zero.
+        HistoryEntry {
+            label: "night-2".into(),
+            results: run("157.0.1.2", Vec::new()),
+        },
+        HistoryEntry {
+            label: "night-3".into(),
+            results: run(
+                "158.0.9.9",
+                vec![cell("report-close", "mbedtls", &[&[1, 1, 1]])],
+            ),
+        },
+    ];
+    let page = results::history_html(&entries);
+    assert_eq!(page.matches("<svg").count(), 1, "one chart per cell");
+    assert_eq!(
+        page.matches("<circle").count(),
+        2,
+        "one dot per measured run"
+    );
+    assert!(!page.contains("<polyline"), "no line across the gap");
+    assert!(
+        page.contains("<title>156.0.8078.108: 3 (2–4)</title>"),
+        "{page}"
+    );
+    for axis in [">156.0.8078<", ">157.0.1<", ">158.0.9<"] {
+        assert!(page.contains(axis), "x axis names {axis}");
+    }
+    assert!(!page.contains("http"), "self-contained: {page}");
+}
+
 /// Recorded runs (trimmed copies of real `matrix.json` files, see `fixtures/README.md`).
 fn recorded(name: &str) -> RunResults {
     RunResults::read(

@@ -69,7 +69,7 @@ pub(super) fn history(paths: &[PathBuf], html: Option<&Path>) -> Result<u8, Fail
         };
         base.join("history.html")
     });
-    let page = results::history_html(&headers, &rows);
+    let page = results::history_html(&entries);
     results::write_atomically(&html_path, page.as_bytes()).context("writing history.html")?;
     println!("history: {}", html_path.display());
     Ok(0)
