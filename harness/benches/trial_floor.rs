@@ -133,7 +133,7 @@ async fn harness_run(
         repeat: Some(trials),
         jobs,
         out: out.path().to_owned(),
-        binaries: BTreeMap::from([(BrowserKind::Chromium, Ok(bins.clone()))]),
+        binaries: vec![(BrowserKind::Chromium.into(), Ok(bins.clone()))],
         quiet: Duration::from_millis(quiet_ms),
         keep_profiles: false,
         server_port: None,

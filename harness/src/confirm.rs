@@ -6,15 +6,14 @@
 //! folders and a `matrix.json` of just those trials); the run's own `matrix.json` gets them
 //! appended to the flagged cells, numbered after the first-pass trials.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use results::{CellKey, CellStatus, Diff, Rule, RunResults, SCHEMA_VERSION};
 
-use crate::browser::{BrowserBinaries, BrowserKind};
 use crate::progress::Progress;
-use crate::runner::{RunPlan, run};
+use crate::runner::{Binaries, RunPlan, run};
 use crate::scenario::Scenario;
 
 /// Trials per flagged cell by default. With a 3-trial baseline that cannot be measured again,
@@ -29,8 +28,8 @@ pub struct Side {
     pub dir: PathBuf,
     /// Scenarios (the same names as the run's cells).
     pub scenarios: Vec<Scenario>,
-    /// Browser binaries of this side's build.
-    pub binaries: BTreeMap<BrowserKind, Result<BrowserBinaries, String>>,
+    /// Browser binaries of this side's build (with the run's labels, for a labelled run).
+    pub binaries: Binaries,
 }
 
 /// How to confirm.

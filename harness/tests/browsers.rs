@@ -10,7 +10,7 @@ use std::time::Duration;
 use backends::BackendName;
 use harness::browser::{BrowserBinaries, BrowserKind};
 use harness::progress::Progress;
-use harness::runner::{RunPlan, run};
+use harness::runner::{Binaries, RunPlan, run};
 use harness::scenario::Scenario;
 use model::{ClientCause, StepAction, TlsVersion};
 use results::{CellResult, CellStatus, Environment, RunResults, SCHEMA_VERSION, StepResult};
@@ -18,12 +18,12 @@ use results::{CellResult, CellStatus, Environment, RunResults, SCHEMA_VERSION, S
 mod common;
 use common::{ONE_AT_A_TIME, browser_processes, cell, harness_command};
 
-fn binaries() -> BTreeMap<BrowserKind, Result<BrowserBinaries, String>> {
+fn binaries() -> Binaries {
     BrowserKind::ALL
         .into_iter()
         .map(|kind| {
             let found = BrowserBinaries::find(kind, None, None).unwrap_or_else(|e| panic!("{e}"));
-            (kind, Ok(found))
+            (kind.into(), Ok(found))
         })
         .collect()
 }
@@ -44,7 +44,7 @@ struct Selection {
     backends: Vec<BackendName>,
     browsers: Vec<BrowserKind>,
     repeat: u32,
-    binaries: BTreeMap<BrowserKind, Result<BrowserBinaries, String>>,
+    binaries: Binaries,
     jobs: usize,
 }
 
@@ -302,15 +302,15 @@ fn chromium_only_trust_modes_load_the_page_and_are_unsupported_in_firefox() {
 fn a_browser_that_cannot_start_fails_its_cells_and_the_run_finishes_the_others() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut bins = binaries();
+    let chromium = bins
+        .iter_mut()
+        .find(|(b, _)| b.kind == BrowserKind::Chromium)
+        .expect("chromium");
     let broken = BrowserBinaries {
         browser: "/bin/false".into(),
-        driver: bins[&BrowserKind::Chromium]
-            .as_ref()
-            .unwrap()
-            .driver
-            .clone(),
+        driver: chromium.1.as_ref().unwrap().driver.clone(),
     };
-    bins.insert(BrowserKind::Chromium, Ok(broken));
+    chromium.1 = Ok(broken);
     let (r, out) = run_matrix(Selection {
         scenarios: vec![shipped("control-trusted-ca")],
         backends: vec![BackendName::Rustls],

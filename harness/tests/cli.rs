@@ -629,3 +629,257 @@ fn the_bench_floor_starts_the_browser_with_the_trial_s_own_functions() {
     assert!(browser.contains("end_session(client, &mut self.driver).await;"));
     assert!(browser.contains("} = driver_command(plan, port, tmp.path());"));
 }
+
+/// A scenario only Chromium measures, so that a run whose Chromium builds are all missing
+/// starts no browser at all.
+const CHROMIUM_ONLY: &str = "description = \"d\"\ncert = \"self-signed\"\ntrust = \"ignore-flag\"\nconnection = \"close\"\nsteps = [\"visit\"]\nbrowsers = [\"chromium\"]\nbackends = [\"rustls\"]\ntls = [\"1.3\"]\nrepeat = 1\n";
+
+#[test]
+fn a_bad_duplicate_or_ambiguous_build_label_is_a_usage_error_naming_it() {
+    let scenarios = scenario_dir(&[("a.toml", CHROMIUM_ONLY)]);
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["--chromium", "stable=/a/chrome,/a/cd", "--chromium", "stable=/b/chrome,/b/cd"],
+            "the label `stable` is given to two --chromium builds",
+        ),
+        (
+            &["--firefox", "esr=/a/ff,/a/gd", "--firefox", "esr=/b/ff,/b/gd"],
+            "the label `esr` is given to two --firefox builds",
+        ),
+        (
+            &["--chromium", "Can didate=/a/chrome,/a/cd"],
+            "`Can didate` is not a label",
+        ),
+        (&["--chromium", "/a/chrome,/a/cd"], "no `=` in `/a/chrome,/a/cd`"),
+        (&["--chromium", "stable=/a/chrome"], "no `,` between the browser and the driver"),
+        (
+            &["--chromium", "stable=/a/chrome,/a/cd,/a/x"],
+            "does not name one browser and one driver",
+        ),
+        (
+            &["--chromium", "stable=/a/chrome,/a/cd", "--chromium-binary", "/a/chrome"],
+            "cannot be given too",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["--matrix", "all"];
+        args.extend_from_slice(extra);
+        let o = run_in(scenarios.path(), &run, &args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(expected), "{extra:?}: {}", stderr(&o));
+        assert!(!run.exists(), "{extra:?}: nothing written");
+    }
+    // The same labels for different engines are two builds, not a duplicate; `list` shows
+    // each build, and a missing path says what is missing and how to install it.
+    let o = harness(&[
+        "list",
+        "--chromium",
+        "stable=/nonexistent/chrome,/nonexistent/chromedriver",
+        "--firefox",
+        "stable=/nonexistent/firefox,/nonexistent/geckodriver",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let listed = String::from_utf8_lossy(&o.stdout);
+    for build in ["chromium@stable", "firefox@stable"] {
+        assert!(
+            listed.lines().any(|l| l.contains(build)
+                && l.contains("unavailable: ")
+                && l.contains("not found (/nonexistent/")
+                && l.contains("scripts/setup.sh")),
+            "{build}: {listed}"
+        );
+    }
+    let help = harness(&["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for expected in [
+        "--chromium <LABEL=CHROMIUM,CHROMEDRIVER>",
+        "--firefox <LABEL=FIREFOX,GECKODRIVER>",
+        "harness diff RUN --labels stable,candidate",
+    ] {
+        assert!(help.contains(expected), "{expected}: {help}");
+    }
+}
+
+#[test]
+fn a_labelled_build_is_a_column_of_its_own_and_without_labels_nothing_changes() {
+    let scenarios = scenario_dir(&[("a.toml", CHROMIUM_ONLY)]);
+    let out = tempfile::tempdir().unwrap();
+    // Every Chromium build missing: the cells are `error` and no browser starts.
+    let plain = out.path().join("plain");
+    let o = run_in(
+        scenarios.path(),
+        &plain,
+        &["--matrix", "all", "--chromium-binary", "/nonexistent/chromium"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = std::fs::read_to_string(plain.join("matrix.json")).unwrap();
+    assert!(!text.contains("\"label\""), "no label in an unlabelled run: {text}");
+    let r = results::RunResults::read(&plain).unwrap();
+    assert_eq!(
+        r.environment.browsers.keys().collect::<Vec<_>>(),
+        ["chromium", "firefox"]
+    );
+
+    let labelled = out.path().join("labelled");
+    let o = run_in(
+        scenarios.path(),
+        &labelled,
+        &[
+            "--matrix",
+            "all",
+            "--chromium",
+            "stable=/nonexistent/a/chromium,/nonexistent/a/chromedriver",
+            "--chromium",
+            "candidate=/nonexistent/b/chrome,/nonexistent/b/chromedriver",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    for label in ["stable", "candidate"] {
+        assert!(
+            stderr(&o).contains(&format!(
+                "warning: chromium@{label} cells will be `error`: Chromium not found (/nonexistent/"
+            )),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let r = results::RunResults::read(&labelled).unwrap();
+    assert_eq!(
+        r.environment.browsers.keys().collect::<Vec<_>>(),
+        ["chromium@candidate", "chromium@stable", "firefox"]
+    );
+    // The order given on the command line is the order of the columns.
+    let keys: Vec<String> = r.cells.iter().map(|c| c.key.to_string()).collect();
+    assert_eq!(
+        keys,
+        [
+            "a / rustls / chromium@stable / TLS 1.3",
+            "a / rustls / chromium@candidate / TLS 1.3"
+        ]
+    );
+    assert!(r.cells.iter().all(|c| c.key.browser == "chromium"));
+    let md = std::fs::read_to_string(labelled.join("matrix.md")).unwrap();
+    assert!(
+        md.contains("chromium@stable") && md.contains("chromium@candidate"),
+        "{md}"
+    );
+    // `--browser chromium` selects every build of it.
+    let o = run_in(
+        scenarios.path(),
+        &out.path().join("selected"),
+        &[
+            "--matrix",
+            "all",
+            "--browser",
+            "chromium",
+            "--chromium",
+            "stable=/nonexistent/a/chromium,/nonexistent/a/chromedriver",
+            "--chromium",
+            "candidate=/nonexistent/b/chrome,/nonexistent/b/chromedriver",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let r = results::RunResults::read(&out.path().join("selected")).unwrap();
+    assert_eq!(r.cells.len(), 2);
+}
+
+/// A run of two labelled Chromium builds made of two recorded runs: `old`'s cells under
+/// `stable`, `new`'s under `candidate`.
+fn two_builds(old: &str, new: &str) -> results::RunResults {
+    let old = results::RunResults::read(Path::new(&fixture(old))).unwrap();
+    let new = results::RunResults::read(Path::new(&fixture(new))).unwrap();
+    let mut run = old.clone();
+    run.cells.clear();
+    run.environment.browsers.clear();
+    for (label, side) in [("stable", &old), ("candidate", &new)] {
+        for (name, v) in &side.environment.browsers {
+            run.environment
+                .browsers
+                .insert(format!("{name}@{label}"), v.clone());
+        }
+        run.cells.extend(side.cells.iter().cloned().map(|mut c| {
+            c.key.label = Some(label.into());
+            c
+        }));
+    }
+    run.cells_requested = run.cells.len();
+    run
+}
+
+#[test]
+fn diff_between_labels_is_one_command_and_one_table_naming_the_cells_that_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    // Recorded A/A: two builds that are one: no change beyond the spread, exit 0.
+    let same = run_folder(dir.path(), "same", &two_builds("aa-run-1", "aa-run-2-confirmed"));
+    let o = harness(&["diff", same.to_str().unwrap(), "--labels", "stable,candidate"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(out.contains("candidate vs stable in "), "{out}");
+    assert!(out.contains("no cell changed"), "{out}");
+    assert!(!out.contains("│ changed"), "{out}");
+    assert!(same.join("comparison-stable-candidate.html").is_file());
+
+    // Recorded A/B: six confirmed changes, named in the table and in the outcomes; exit 3.
+    let ab = run_folder(dir.path(), "ab", &two_builds("ab-old-confirmed", "ab-new-confirmed"));
+    let o = harness(&["diff", ab.to_str().unwrap(), "--labels", "stable,candidate"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(3), "{out}{}", stderr(&o));
+    let header = out.lines().find(|l| l.contains("cell")).unwrap_or_default();
+    assert!(
+        header.contains("stable (") && header.contains("candidate (") && header.contains("candidate vs stable"),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains("report-close") && l.contains(" changed "))
+            .count(),
+        6,
+        "{out}"
+    );
+    assert_eq!(out.matches("\n  changed: report-close").count(), 6, "{out}");
+
+    // The other way round, the same cells differ.
+    let o = harness(&["diff", ab.to_str().unwrap(), "--labels", "candidate,stable"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+
+    for (args, expected) in [
+        (&["--labels", "stable,nightly"][..], "no cell of"),
+        (&["--labels", "stable"], "--labels takes two labels"),
+        (&["--labels", "stable,stable"], "with itself"),
+        (&["--labels", "stable,Bad!"], "`Bad!` is not a label"),
+        (&["--labels", "stable,candidate", "--confirm"], "--confirm"),
+    ] {
+        let mut all = vec!["diff", ab.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let o = harness(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(expected), "{args:?}: {}", stderr(&o));
+    }
+    // A run without labels has none to compare; two runs and --labels are one too many.
+    let o = harness(&["diff", &fixture("aa-run-1"), "--labels", "stable,candidate"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("it has no labelled builds"), "{}", stderr(&o));
+    let o = harness(&[
+        "diff",
+        &fixture("aa-run-1"),
+        &fixture("aa-run-2"),
+        "--labels",
+        "stable,candidate",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn history_keeps_labelled_builds_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    run_folder(dir.path(), "1", &two_builds("ab-old-confirmed", "ab-new-confirmed"));
+    let o = harness(&["history", dir.path().to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    let rows = |build: &str| out.lines().filter(|l| l.contains(build)).count();
+    assert!(rows("/ chromium@stable /") > 0, "{out}");
+    assert_eq!(rows("/ chromium@stable /"), rows("/ chromium@candidate /"), "{out}");
+}

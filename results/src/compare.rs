@@ -652,10 +652,11 @@ pub enum MergeError {
 fn versions_used(run: &RunResults) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for cell in &run.cells {
-        if let Some(v) = run.environment.browsers.get(&cell.key.browser) {
+        let browser = cell.key.browser_column();
+        if let Some(v) = run.environment.browsers.get(&browser) {
             for (what, version) in [("browser", &v.browser), ("driver", &v.driver)] {
                 if let Some(version) = version {
-                    out.insert(format!("{} {what}", cell.key.browser), version.clone());
+                    out.insert(format!("{browser} {what}"), version.clone());
                 }
             }
         }
@@ -779,7 +780,9 @@ pub struct HistoryEntry {
 
 /// The trend of every cell across runs: one row per cell, one column per run (oldest first),
 /// each the cell's headline (`proceed / revisit …` medians). Column headers name the browser
-/// versions so "since Chromium N this cell went from 3 to 1" is one glance.
+/// versions so "since Chromium N this cell went from 3 to 1" is one glance. A labelled build's
+/// cells are rows of their own (the label is part of the key), and its version is named with
+/// its label.
 pub fn history_table(entries: &[HistoryEntry]) -> (Vec<String>, Vec<(CellKey, Vec<String>)>) {
     let headers: Vec<String> = entries
         .iter()
@@ -788,8 +791,12 @@ pub fn history_table(entries: &[HistoryEntry]) -> (Vec<String>, Vec<(CellKey, Ve
                 .results
                 .environment
                 .browsers
-                .values()
-                .filter_map(|v| v.browser.clone())
+                .iter()
+                .filter_map(|(name, v)| {
+                    // A labelled build says which: `candidate Chromium 148.0.…`.
+                    let label = name.split_once('@').map(|(_, l)| format!("{l} "));
+                    Some(format!("{}{}", label.unwrap_or_default(), v.browser.as_ref()?))
+                })
                 .collect();
             format!("{} ({})", e.label, versions.join(", "))
         })

@@ -39,6 +39,11 @@ pub use crate::render::{Exporter, Format, history_html, render, write_all};
 /// `backend-panicked` or `no-worker-thread`, and `message`) instead of an `error` whose
 /// message begins `server fault: `. Versions 1 to 3 are read (and such an `error` is still
 /// recognised as a server fault).
+///
+/// Within 4, a cell key may carry a `label` (builds of one browser side by side, e.g.
+/// `--chromium candidate=…`) and `environment.browsers` then names such a build
+/// `chromium@candidate`. It is left out when absent, so a run without labels is written
+/// byte for byte as before, and every file written before reads unchanged.
 pub const SCHEMA_VERSION: u32 = 4;
 
 /// Schema versions this harness reads.
@@ -74,7 +79,8 @@ pub struct Environment {
     pub started_at: String,
     /// RFC 3339 end time; absent while the run is in progress or was interrupted.
     pub ended_at: Option<String>,
-    /// Per browser: its version and its driver's, or why it is unavailable.
+    /// Per browser build (`chromium`, or `chromium@candidate` for a labelled build; see
+    /// [`CellKey::browser_column`]): its version and its driver's, or why it is unavailable.
     pub browsers: BTreeMap<String, ToolVersions>,
     /// Chromium's version and active field-trial groups as its NetLog reports them.
     #[serde(default)]
@@ -182,10 +188,32 @@ pub struct CellKey {
     pub scenario: String,
     /// `rustls`, `openssl`, `mbedtls`.
     pub backend: String,
-    /// `chromium`, `firefox`.
+    /// `chromium`, `firefox`: the engine, whichever build of it measured the cell.
     pub browser: String,
+    /// The build's label when several builds of one browser are measured side by side
+    /// (`--chromium candidate=…`), e.g. `candidate`; absent otherwise, so a run without labels
+    /// is written exactly as before labels existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     /// `1.2`, `1.3`.
     pub tls: String,
+}
+
+impl CellKey {
+    /// The matrix column's browser and the key of [`Environment::browsers`]: `chromium`, or
+    /// `chromium@candidate` for a labelled build.
+    pub fn browser_column(&self) -> String {
+        browser_column(&self.browser, self.label.as_deref())
+    }
+}
+
+/// `browser`, or `browser@label`: how a build is named in a matrix column, in
+/// [`Environment::browsers`] and in a cell's name.
+pub fn browser_column(browser: &str, label: Option<&str>) -> String {
+    match label {
+        Some(l) => format!("{browser}@{l}"),
+        None => browser.to_owned(),
+    }
 }
 
 impl std::fmt::Display for CellKey {
@@ -193,7 +221,10 @@ impl std::fmt::Display for CellKey {
         write!(
             f,
             "{} / {} / {} / TLS {}",
-            self.scenario, self.backend, self.browser, self.tls
+            self.scenario,
+            self.backend,
+            self.browser_column(),
+            self.tls
         )
     }
 }
@@ -557,6 +588,45 @@ impl RunResults {
             path: file.display().to_string(),
             message: e.to_string(),
         })
+    }
+
+    /// The labels of the run's builds, sorted (empty for a run without labels).
+    pub fn labels(&self) -> std::collections::BTreeSet<&str> {
+        self.cells
+            .iter()
+            .filter_map(|c| c.key.label.as_deref())
+            .collect()
+    }
+
+    /// One labelled build of the run as a run of its own: the cells measured under `label`
+    /// with the label taken off their keys, and the versions of that build under the
+    /// engine's name (`chromium@candidate` → `chromium`). Two builds of one run then compare
+    /// with [`diff`] as two runs do, cell for cell. Browsers measured without labels are
+    /// left out (their cells are in neither build).
+    pub fn label_view(&self, label: &str) -> Self {
+        let mut view = self.clone();
+        view.cells = self
+            .cells
+            .iter()
+            .filter(|c| c.key.label.as_deref() == Some(label))
+            .cloned()
+            .map(|mut c| {
+                c.key.label = None;
+                c
+            })
+            .collect();
+        view.cells_requested = view.cells.len();
+        let suffix = format!("@{label}");
+        view.environment.browsers = self
+            .environment
+            .browsers
+            .iter()
+            .filter_map(|(name, v)| {
+                name.strip_suffix(&suffix)
+                    .map(|engine| (engine.to_owned(), v.clone()))
+            })
+            .collect();
+        view
     }
 
     /// Cells with at least one broken expectation.

@@ -87,6 +87,7 @@ fn results() -> RunResults {
                 scenario: "report-close".into(),
                 backend: "rustls".into(),
                 browser: "chromium".into(),
+                label: None,
                 tls: "1.3".into(),
             },
             "self-signed",

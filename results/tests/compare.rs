@@ -13,6 +13,7 @@ fn key(scenario: &str, backend: &str) -> CellKey {
         scenario: scenario.into(),
         backend: backend.into(),
         browser: "chromium".into(),
+        label: None,
         tls: "1.3".into(),
     }
 }
@@ -500,4 +501,128 @@ fn recorded_ab_with_preconnects_off_is_confirmed_in_every_chromium_cell() {
     let d = diff(&recorded("ab-old-confirmed"), &recorded("ab-new-confirmed"));
     assert_eq!(d.changed.len(), 6, "{}", d.render());
     assert!(d.tested.iter().all(|t| t.verdict == Verdict::Confirmed));
+}
+
+/// `cell` under a labelled build of Chromium.
+fn labelled(label: &str, c: CellResult) -> CellResult {
+    let mut c = c;
+    c.key.label = Some(label.into());
+    c
+}
+
+/// A run of two labelled Chromium builds: each cell under `stable` and under `candidate`.
+fn two_builds(stable: (&str, Vec<CellResult>), candidate: (&str, Vec<CellResult>)) -> RunResults {
+    let mut r = run("-", Vec::new());
+    r.environment.browsers.clear();
+    for (label, (version, cells)) in [("stable", stable), ("candidate", candidate)] {
+        r.environment.browsers.insert(
+            format!("chromium@{label}"),
+            ToolVersions {
+                browser: Some(format!("Chromium {version}")),
+                driver: Some(format!("ChromeDriver {version}")),
+                unavailable: None,
+            },
+        );
+        r.cells
+            .extend(cells.into_iter().map(|c| labelled(label, c)));
+    }
+    r.cells_requested = r.cells.len();
+    r
+}
+
+#[test]
+fn a_label_is_part_of_the_key_and_left_out_of_the_file_when_absent() {
+    let plain = cell("report-close", "mbedtls", &[&[2, 2, 2]]);
+    let json = serde_json::to_string(&plain.key).unwrap();
+    assert_eq!(
+        json,
+        r#"{"scenario":"report-close","backend":"mbedtls","browser":"chromium","tls":"1.3"}"#,
+        "an unlabelled key is written as before labels existed"
+    );
+    let c = labelled("candidate", plain.clone());
+    let json = serde_json::to_string(&c.key).unwrap();
+    assert!(json.contains(r#""browser":"chromium","label":"candidate""#), "{json}");
+    assert_eq!(serde_json::from_str::<CellKey>(&json).unwrap(), c.key);
+    assert_ne!(c.key, plain.key);
+    assert_eq!(c.key.browser_column(), "chromium@candidate");
+    assert_eq!(
+        c.key.to_string(),
+        "report-close / mbedtls / chromium@candidate / TLS 1.3"
+    );
+}
+
+#[test]
+fn one_build_against_another_of_the_same_run_is_a_diff_of_two_runs() {
+    let r = two_builds(
+        (
+            "147.0.1",
+            vec![
+                cell("report-close", "mbedtls", &[&[2, 2, 3], &[0, 0, 0]]),
+                cell("report-close", "rustls", &[&[2, 3, 2]]),
+            ],
+        ),
+        (
+            "148.0.2",
+            vec![
+                cell("report-close", "mbedtls", &[&[2, 3, 2], &[0, 0, 0]]),
+                cell("report-close", "rustls", &[&[3, 2, 2]]),
+            ],
+        ),
+    );
+    assert_eq!(
+        r.labels().into_iter().collect::<Vec<_>>(),
+        ["candidate", "stable"]
+    );
+    let (old, new) = (r.label_view("stable"), r.label_view("candidate"));
+    assert_eq!(old.cells.len(), 2);
+    assert!(old.cells.iter().all(|c| c.key.label.is_none()));
+    assert_eq!(
+        old.environment.browsers["chromium"].browser.as_deref(),
+        Some("Chromium 147.0.1")
+    );
+    let d = diff(&old, &new);
+    assert!(!d.has_changes(), "{}", d.render());
+    assert_eq!(d.compared, 2);
+    assert_eq!(
+        d.versions,
+        [
+            "chromium browser: Chromium 147.0.1 → Chromium 148.0.2",
+            "chromium driver: ChromeDriver 147.0.1 → ChromeDriver 148.0.2"
+        ]
+    );
+
+    // A cell measured under one label only is added or removed, as between two runs.
+    let mut r = r;
+    r.cells
+        .retain(|c| !(c.key.label.as_deref() == Some("candidate") && c.key.backend == "rustls"));
+    let d = diff(&r.label_view("stable"), &r.label_view("candidate"));
+    assert_eq!(d.removed, [key("report-close", "rustls")]);
+}
+
+#[test]
+fn labelled_builds_are_columns_and_history_rows_of_their_own() {
+    let r = two_builds(
+        ("147", vec![cell("report-close", "mbedtls", &[&[2, 2, 2]])]),
+        ("148", vec![cell("report-close", "mbedtls", &[&[1, 1, 1]])]),
+    );
+    let md = results::render(&r, results::Format::Markdown);
+    assert!(
+        md.contains("chromium@stable") && md.contains("chromium@candidate"),
+        "{md}"
+    );
+    let (headers, rows) = history_table(&[HistoryEntry {
+        label: "night-1".into(),
+        results: r,
+    }]);
+    assert_eq!(headers, ["night-1 (candidate Chromium 148, stable Chromium 147)"]);
+    let names: Vec<String> = rows.iter().map(|(k, _)| k.to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "report-close / mbedtls / chromium@candidate / TLS 1.3",
+            "report-close / mbedtls / chromium@stable / TLS 1.3"
+        ]
+    );
+    assert_eq!(rows[0].1, ["1"]);
+    assert_eq!(rows[1].1, ["2"]);
 }

@@ -85,6 +85,7 @@ fn fixed() -> RunResults {
         scenario: "report-close".into(),
         backend: backend.into(),
         browser: browser.into(),
+        label: None,
         tls: "1.3".into(),
     };
     let mut measured = CellResult {

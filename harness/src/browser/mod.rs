@@ -21,8 +21,11 @@ use serde_json::{Value, json};
 
 use crate::process::{DriverProcess, free_port};
 
+mod build;
 mod chromium;
 mod firefox;
+
+pub use self::build::{BrowserBuild, Label};
 
 /// Declares the engines: the [`BrowserKind`] enum (one variant per engine, named in
 /// scenarios, results and on the command line by its literal), [`BrowserKind::ALL`],

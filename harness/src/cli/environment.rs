@@ -8,7 +8,8 @@ use backends::BackendName;
 use clap::Args;
 use results::{Environment, ToolVersions};
 
-use crate::browser::{BrowserBinaries, BrowserKind, binary_version};
+use crate::browser::{BrowserBinaries, BrowserBuild, BrowserKind, Label, binary_version};
+use crate::runner::Binaries;
 
 #[derive(Debug, Args, Clone)]
 pub(super) struct BinaryArgs {
@@ -24,41 +25,113 @@ pub(super) struct BinaryArgs {
     /// geckodriver executable (default: `geckodriver` on PATH or in ~/.cargo/bin).
     #[arg(long, env = "HM_GECKODRIVER")]
     pub(super) geckodriver: Option<PathBuf>,
+    /// A labelled Chromium build; give it once per build to measure several side by side in
+    /// one run, each in columns of its own (`chromium@LABEL`), e.g. `--chromium
+    /// stable=/usr/bin/chromium,/usr/bin/chromedriver --chromium
+    /// candidate=/opt/new/chrome,/opt/new/chromedriver`. LABEL: up to 32 of a-z 0-9 . _ -.
+    /// Chromium is then measured only under these labels (not with --chromium-binary).
+    #[arg(long, value_name = "LABEL=CHROMIUM,CHROMEDRIVER", value_parser = BuildSpec::parse)]
+    pub(super) chromium: Vec<BuildSpec>,
+    /// A labelled Firefox build, as `--chromium`: `--firefox esr=/usr/bin/firefox-esr,/usr/bin/geckodriver`.
+    #[arg(long, value_name = "LABEL=FIREFOX,GECKODRIVER", value_parser = BuildSpec::parse)]
+    pub(super) firefox: Vec<BuildSpec>,
 }
 
-pub(super) fn resolve_binaries(
-    args: &BinaryArgs,
-) -> BTreeMap<BrowserKind, Result<BrowserBinaries, String>> {
-    let find = |kind, browser: &Option<PathBuf>, driver: &Option<PathBuf>| {
-        BrowserBinaries::find(kind, browser.as_deref(), driver.as_deref())
-            .map_err(|e| e.to_string())
+/// One `--chromium`/`--firefox` value: `LABEL=BROWSER,DRIVER`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct BuildSpec {
+    label: Label,
+    browser: PathBuf,
+    driver: PathBuf,
+}
+
+impl BuildSpec {
+    fn parse(text: &str) -> Result<Self, String> {
+        let form = "expected LABEL=BROWSER,DRIVER, e.g. candidate=/opt/new/chrome,/opt/new/chromedriver";
+        let (label, paths) = text
+            .split_once('=')
+            .ok_or_else(|| format!("no `=` in `{text}`: {form}"))?;
+        let label = Label::parse(label)?;
+        let (browser, driver) = paths
+            .split_once(',')
+            .ok_or_else(|| format!("no `,` between the browser and the driver in `{text}`: {form}"))?;
+        if browser.is_empty() || driver.is_empty() || driver.contains(',') {
+            return Err(format!(
+                "`{text}` does not name one browser and one driver: {form}"
+            ));
+        }
+        Ok(Self {
+            label,
+            browser: browser.into(),
+            driver: driver.into(),
+        })
+    }
+}
+
+/// Every browser build the command line asks for, each with its binaries or why it has none
+/// (a missing binary fails that build's cells, as it always did). An engine given labels
+/// (`--chromium LABEL=…`) is measured as those builds, in the order given; every other engine
+/// as its one unlabelled build. A label given twice for one engine, or labels next to the
+/// engine's unlabelled flags, is an error.
+pub(super) fn resolve_binaries(args: &BinaryArgs) -> anyhow::Result<Binaries> {
+    let find = |kind, browser: Option<&std::path::Path>, driver: Option<&std::path::Path>| {
+        BrowserBinaries::find(kind, browser, driver).map_err(|e| e.to_string())
     };
-    BTreeMap::from([
+    let engines = [
         (
             BrowserKind::Chromium,
-            find(
-                BrowserKind::Chromium,
-                &args.chromium_binary,
-                &args.chromedriver,
-            ),
+            &args.chromium,
+            &args.chromium_binary,
+            &args.chromedriver,
+            "--chromium-binary (HM_CHROMIUM) or --chromedriver (HM_CHROMEDRIVER)",
         ),
         (
             BrowserKind::Firefox,
-            find(
-                BrowserKind::Firefox,
-                &args.firefox_binary,
-                &args.geckodriver,
-            ),
+            &args.firefox,
+            &args.firefox_binary,
+            &args.geckodriver,
+            "--firefox-binary (HM_FIREFOX) or --geckodriver (HM_GECKODRIVER)",
         ),
-    ])
+    ];
+    let mut out = Vec::new();
+    for (kind, specs, browser, driver, flags) in engines {
+        if specs.is_empty() {
+            out.push((
+                BrowserBuild::unlabelled(kind),
+                find(kind, browser.as_deref(), driver.as_deref()),
+            ));
+            continue;
+        }
+        if browser.is_some() || driver.is_some() {
+            anyhow::bail!(
+                "--{kind} LABEL=… names every {kind} build of the run, so {flags} cannot be given too: add that build as one more `--{kind} LABEL=BROWSER,DRIVER`"
+            );
+        }
+        for (i, spec) in specs.iter().enumerate() {
+            if specs[..i].iter().any(|s| s.label == spec.label) {
+                anyhow::bail!(
+                    "the label `{}` is given to two --{kind} builds; give each build its own label",
+                    spec.label
+                );
+            }
+            out.push((
+                BrowserBuild {
+                    kind,
+                    label: Some(spec.label.clone()),
+                },
+                find(kind, Some(&spec.browser), Some(&spec.driver)),
+            ));
+        }
+    }
+    Ok(out)
 }
 
-pub(super) fn tool_versions(
-    binaries: &BTreeMap<BrowserKind, Result<BrowserBinaries, String>>,
-) -> BTreeMap<String, ToolVersions> {
+/// Each build's browser and driver version (or why it has none), under its column's name:
+/// `chromium`, or `chromium@candidate` for a labelled build.
+pub(super) fn tool_versions(binaries: &Binaries) -> BTreeMap<String, ToolVersions> {
     binaries
         .iter()
-        .map(|(kind, b)| {
+        .map(|(build, b)| {
             let v = match b {
                 Ok(b) => match (binary_version(&b.browser), binary_version(&b.driver)) {
                     (Ok(browser), Ok(driver)) => ToolVersions {
@@ -77,7 +150,7 @@ pub(super) fn tool_versions(
                     ..Default::default()
                 },
             };
-            (kind.as_str().to_owned(), v)
+            (build.to_string(), v)
         })
         .collect()
 }
@@ -116,9 +189,7 @@ pub(super) fn rfc3339_now() -> String {
         .unwrap_or_default()
 }
 
-pub(super) fn environment(
-    binaries: &BTreeMap<BrowserKind, Result<BrowserBinaries, String>>,
-) -> Environment {
+pub(super) fn environment(binaries: &Binaries) -> Environment {
     Environment {
         harness_version: env!("CARGO_PKG_VERSION").into(),
         git_revision: git_revision(),

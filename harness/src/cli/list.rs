@@ -6,7 +6,7 @@ use backends::BackendName;
 use clap::Args;
 
 use super::environment::{BinaryArgs, resolve_binaries, tool_versions};
-use super::{Failure, load_scenarios};
+use super::{Failure, load_scenarios, usage};
 
 #[derive(Debug, Args)]
 pub(super) struct ListArgs {
@@ -41,7 +41,8 @@ pub(super) fn list(args: ListArgs) -> Result<u8, Failure> {
         }
     }
     println!("browsers:");
-    for (name, v) in tool_versions(&resolve_binaries(&args.binaries)) {
+    let binaries = resolve_binaries(&args.binaries).map_err(usage)?;
+    for (name, v) in tool_versions(&binaries) {
         match v.unavailable {
             Some(why) => println!("  {name:<10} unavailable: {why}"),
             None => println!(

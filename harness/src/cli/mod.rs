@@ -51,6 +51,10 @@ const EXIT_EXPECTATION: u8 = 4;
 ///   harness report results/runs/<run-id>        re-render a run
 ///   harness diff OLD NEW                        what changed between two runs
 ///   harness diff OLD NEW --confirm              ... measuring flagged cells again first
+///   harness --matrix report-close --chromium stable=/usr/bin/chromium,/usr/bin/chromedriver \
+///           --chromium candidate=/opt/new/chrome,/opt/new/chromedriver
+///                                               two Chromium builds side by side, labelled
+///   harness diff RUN --labels stable,candidate  candidate vs stable, cell by cell
 ///
 /// Exit codes: 0 all measured, nothing broken or changed; 1 a cell is `error` or the run was
 /// interrupted; 2 bad input; 3 a confirmed change against the baseline; 4 an expectation
@@ -80,7 +84,8 @@ enum Command {
         /// The run folder (or its matrix.json).
         run_dir: PathBuf,
     },
-    /// Compare two runs: changed, added and removed cells, and version changes. Exit 3 if a
+    /// Compare two runs (or, with `--labels OLD,NEW`, two labelled builds of one run):
+    /// changed, added and removed cells, and version changes. Exit 3 if a
     /// cell changed. Per cell an exact permutation test on the trials; a cell is *flagged* when
     /// a median moved by at least one handshake and p ≤ 0.4, and *changed* only when, measured
     /// again (`--confirm`), the move holds and Holm's procedure over every cell compared
@@ -99,6 +104,7 @@ enum Command {
         out: PathBuf,
     },
     /// The trend of every cell across runs (oldest first): terminal table and history.html.
+    /// A labelled build's cells (`chromium@candidate`) are rows of their own.
     History {
         /// Run folders, or a folder of run folders (default: results/runs).
         #[arg(default_value = "results/runs")]

@@ -80,7 +80,7 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
     };
     let all = load_scenarios(&args.scenarios)?;
     let scenarios = scenario::select(all, matrix).map_err(usage)?;
-    let binaries = resolve_binaries(&args.binaries);
+    let binaries = resolve_binaries(&args.binaries).map_err(usage)?;
     let out = args.out.clone().unwrap_or_else(|| {
         let stamp = time::OffsetDateTime::now_utc()
             .format(time::macros::format_description!(
@@ -144,9 +144,9 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
             leftovers.join(", ")
         );
     }
-    for (kind, b) in &binaries {
+    for (build, b) in &binaries {
         if let Err(e) = b {
-            eprintln!("warning: {kind} cells will be `error`: {e}");
+            eprintln!("warning: {build} cells will be `error`: {e}");
         }
     }
     for b in BackendName::ALL {

@@ -25,10 +25,15 @@ pub use self::events::{
     Subscriber,
 };
 pub use self::trial::SETTLE_CAP;
-use crate::browser::{BrowserBinaries, BrowserKind};
+use crate::browser::{BrowserBinaries, BrowserBuild, BrowserKind, Label};
 use crate::progress::Progress;
 use crate::scenario::Scenario;
 use crate::target::{self, Target};
+
+/// Every browser build of a run with its binaries, or why it cannot run, in the order the
+/// command line gave them: one unlabelled build per engine, or the engine's labelled builds
+/// (`--chromium stable=… --chromium candidate=…`).
+pub type Binaries = Vec<(BrowserBuild, Result<BrowserBinaries, String>)>;
 
 /// How a run is set up (the validated command line).
 #[derive(Clone, Debug)]
@@ -37,7 +42,7 @@ pub struct RunPlan {
     pub scenarios: Vec<Scenario>,
     /// Only these backends (empty: the scenario's).
     pub backends: Vec<BackendName>,
-    /// Only these browsers (empty: the scenario's).
+    /// Only these browsers (empty: the scenario's); every build of each.
     pub browsers: Vec<BrowserKind>,
     /// Only these TLS versions (empty: the scenario's).
     pub tls: Vec<TlsVersion>,
@@ -47,8 +52,9 @@ pub struct RunPlan {
     pub jobs: usize,
     /// The run folder.
     pub out: PathBuf,
-    /// Per browser: its binaries, or why it cannot run.
-    pub binaries: BTreeMap<BrowserKind, Result<BrowserBinaries, String>>,
+    /// Per browser build: its binaries, or why it cannot run. An engine a scenario names with
+    /// no build here is run as its unlabelled build (and its cells are `error`: not set up).
+    pub binaries: Binaries,
     /// A step is settled after this long without a new connection.
     pub quiet: Duration,
     /// Keep each trial's profile and HOME (they are large).
@@ -66,8 +72,10 @@ pub struct Cell {
     pub scenario: Scenario,
     /// What the browser talks to (the backend column).
     pub target: Arc<dyn Target>,
-    /// The browser.
+    /// The browser engine.
     pub browser: BrowserKind,
+    /// The build's label, when builds of this engine are measured side by side.
+    pub label: Option<Label>,
     /// The TLS version the server is pinned to.
     pub tls: TlsVersion,
     /// Trials.
@@ -80,7 +88,26 @@ impl Cell {
             scenario: self.scenario.name.clone(),
             backend: self.target.name().into(),
             browser: self.browser.as_str().into(),
+            label: self.label.as_ref().map(ToString::to_string),
             tls: self.tls.as_str().into(),
+        }
+    }
+
+    /// The browser build that measures the cell.
+    pub fn build(&self) -> BrowserBuild {
+        BrowserBuild {
+            kind: self.browser,
+            label: self.label.clone(),
+        }
+    }
+
+    /// The cell's browser binaries, or why there are none.
+    fn binaries<'p>(&self, plan: &'p RunPlan) -> Result<&'p BrowserBinaries, String> {
+        let build = self.build();
+        match plan.binaries.iter().find(|(b, _)| *b == build) {
+            Some((_, Ok(binaries))) => Ok(binaries),
+            Some((_, Err(reason))) => Err(reason.clone()),
+            None => Err(format!("{build} was not set up")),
         }
     }
 
@@ -88,13 +115,14 @@ impl Cell {
         out.join("trials").join(&self.scenario.name).join(format!(
             "{}-{}-tls{}",
             self.target.name(),
-            self.browser,
+            self.build(),
             self.tls
         ))
     }
 }
 
-/// Expands the plan into cells, in a stable order.
+/// Expands the plan into cells, in a stable order: a scenario's browser becomes a column per
+/// build of it (its labelled builds in the order given, else its one unlabelled build).
 pub fn cells(plan: &RunPlan) -> Vec<Cell> {
     let mut cells = Vec::new();
     for s in &plan.scenarios {
@@ -106,22 +134,34 @@ pub fn cells(plan: &RunPlan) -> Vec<Cell> {
                 if !plan.browsers.is_empty() && !plan.browsers.contains(&browser) {
                     continue;
                 }
-                for &tls in &s.file.tls {
-                    if !plan.tls.is_empty() && !plan.tls.contains(&tls) {
-                        continue;
+                let mut labels: Vec<Option<Label>> = plan
+                    .binaries
+                    .iter()
+                    .filter(|(b, _)| b.kind == browser)
+                    .map(|(b, _)| b.label.clone())
+                    .collect();
+                if labels.is_empty() {
+                    labels.push(None);
+                }
+                for label in labels {
+                    for &tls in &s.file.tls {
+                        if !plan.tls.is_empty() && !plan.tls.contains(&tls) {
+                            continue;
+                        }
+                        let repeat = plan.repeat.unwrap_or(s.file.repeat);
+                        let cell = Cell {
+                            scenario: s.clone(),
+                            target: target::builtin(backend),
+                            browser,
+                            label: label.clone(),
+                            tls,
+                            repeat,
+                        };
+                        if plan.only.as_ref().is_some_and(|o| !o.contains(&cell.key())) {
+                            continue;
+                        }
+                        cells.push(cell);
                     }
-                    let repeat = plan.repeat.unwrap_or(s.file.repeat);
-                    let cell = Cell {
-                        scenario: s.clone(),
-                        target: target::builtin(backend),
-                        browser,
-                        tls,
-                        repeat,
-                    };
-                    if plan.only.as_ref().is_some_and(|o| !o.contains(&cell.key())) {
-                        continue;
-                    }
-                    cells.push(cell);
                 }
             }
         }
@@ -147,17 +187,9 @@ fn precheck(cell: &Cell, plan: &RunPlan) -> Option<CellStatus> {
     if let Err(reason) = cell.target.supports(cell.tls) {
         return Some(CellStatus::Unsupported { reason });
     }
-    match plan.binaries.get(&cell.browser) {
-        Some(Ok(_)) => None,
-        Some(Err(reason)) => Some(CellStatus::Error {
-            reason: reason.clone(),
-            log: None,
-        }),
-        None => Some(CellStatus::Error {
-            reason: format!("{} was not set up", cell.browser),
-            log: None,
-        }),
-    }
+    cell.binaries(plan)
+        .err()
+        .map(|reason| CellStatus::Error { reason, log: None })
 }
 
 /// Runs every cell with the [`events::standard`] subscribers: expectations checked, the
@@ -346,7 +378,7 @@ mod tests {
             repeat: None,
             jobs: 1,
             out: out.path().to_owned(),
-            binaries: BTreeMap::new(),
+            binaries: Vec::new(),
             quiet: Duration::from_millis(1),
             keep_profiles: false,
             server_port: None,

@@ -88,9 +88,7 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         port: plan.server_port,
     })?;
     let url = server.url(f.host);
-    let binaries = plan.binaries[&cell.browser]
-        .as_ref()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let binaries = cell.binaries(plan).map_err(|e| anyhow::anyhow!("{e}"))?;
     let session_plan = SessionPlan {
         kind: cell.browser,
         binaries,

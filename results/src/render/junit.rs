@@ -33,7 +33,9 @@ impl Exporter for Junit {
             };
             let name = format!(
                 "{}/{}/tls{}",
-                cell.key.backend, cell.key.browser, cell.key.tls
+                cell.key.backend,
+                cell.key.browser_column(),
+                cell.key.tls
             );
             let broken: Vec<String> = cell
                 .expectations

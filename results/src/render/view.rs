@@ -18,7 +18,7 @@ impl<'a> Matrix<'a> {
         let mut columns = Vec::new();
         for c in &results.cells {
             let row = (c.key.scenario.clone(), c.key.backend.clone());
-            let col = (c.key.browser.clone(), c.key.tls.clone());
+            let col = (c.key.browser_column(), c.key.tls.clone());
             if !rows.contains(&row) {
                 rows.push(row);
             }
@@ -41,7 +41,7 @@ impl<'a> Matrix<'a> {
         self.cells.iter().find(|c| {
             c.key.scenario == row.0
                 && c.key.backend == row.1
-                && c.key.browser == col.0
+                && c.key.browser_column() == col.0
                 && c.key.tls == col.1
         })
     }
