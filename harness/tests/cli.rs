@@ -641,25 +641,46 @@ fn a_bad_duplicate_or_ambiguous_build_label_is_a_usage_error_naming_it() {
     let run = out.path().join("run");
     let cases: [(&[&str], &str); 7] = [
         (
-            &["--chromium", "stable=/a/chrome,/a/cd", "--chromium", "stable=/b/chrome,/b/cd"],
+            &[
+                "--chromium",
+                "stable=/a/chrome,/a/cd",
+                "--chromium",
+                "stable=/b/chrome,/b/cd",
+            ],
             "the label `stable` is given to two --chromium builds",
         ),
         (
-            &["--firefox", "esr=/a/ff,/a/gd", "--firefox", "esr=/b/ff,/b/gd"],
+            &[
+                "--firefox",
+                "esr=/a/ff,/a/gd",
+                "--firefox",
+                "esr=/b/ff,/b/gd",
+            ],
             "the label `esr` is given to two --firefox builds",
         ),
         (
             &["--chromium", "Can didate=/a/chrome,/a/cd"],
             "`Can didate` is not a label",
         ),
-        (&["--chromium", "/a/chrome,/a/cd"], "no `=` in `/a/chrome,/a/cd`"),
-        (&["--chromium", "stable=/a/chrome"], "no `,` between the browser and the driver"),
+        (
+            &["--chromium", "/a/chrome,/a/cd"],
+            "no `=` in `/a/chrome,/a/cd`",
+        ),
+        (
+            &["--chromium", "stable=/a/chrome"],
+            "no `,` between the browser and the driver",
+        ),
         (
             &["--chromium", "stable=/a/chrome,/a/cd,/a/x"],
             "does not name one browser and one driver",
         ),
         (
-            &["--chromium", "stable=/a/chrome,/a/cd", "--chromium-binary", "/a/chrome"],
+            &[
+                "--chromium",
+                "stable=/a/chrome,/a/cd",
+                "--chromium-binary",
+                "/a/chrome",
+            ],
             "cannot be given too",
         ),
     ];
@@ -712,11 +733,19 @@ fn a_labelled_build_is_a_column_of_its_own_and_without_labels_nothing_changes() 
     let o = run_in(
         scenarios.path(),
         &plain,
-        &["--matrix", "all", "--chromium-binary", "/nonexistent/chromium"],
+        &[
+            "--matrix",
+            "all",
+            "--chromium-binary",
+            "/nonexistent/chromium",
+        ],
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let text = std::fs::read_to_string(plain.join("matrix.json")).unwrap();
-    assert!(!text.contains("\"label\""), "no label in an unlabelled run: {text}");
+    assert!(
+        !text.contains("\"label\""),
+        "no label in an unlabelled run: {text}"
+    );
     let r = results::RunResults::read(&plain).unwrap();
     assert_eq!(
         r.environment.browsers.keys().collect::<Vec<_>>(),
@@ -813,8 +842,17 @@ fn two_builds(old: &str, new: &str) -> results::RunResults {
 fn diff_between_labels_is_one_command_and_one_table_naming_the_cells_that_differ() {
     let dir = tempfile::tempdir().unwrap();
     // Recorded A/A: two builds that are one: no change beyond the spread, exit 0.
-    let same = run_folder(dir.path(), "same", &two_builds("aa-run-1", "aa-run-2-confirmed"));
-    let o = harness(&["diff", same.to_str().unwrap(), "--labels", "stable,candidate"]);
+    let same = run_folder(
+        dir.path(),
+        "same",
+        &two_builds("aa-run-1", "aa-run-2-confirmed"),
+    );
+    let o = harness(&[
+        "diff",
+        same.to_str().unwrap(),
+        "--labels",
+        "stable,candidate",
+    ]);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
     assert!(out.contains("candidate vs stable in "), "{out}");
@@ -823,13 +861,19 @@ fn diff_between_labels_is_one_command_and_one_table_naming_the_cells_that_differ
     assert!(same.join("comparison-stable-candidate.html").is_file());
 
     // Recorded A/B: six confirmed changes, named in the table and in the outcomes; exit 3.
-    let ab = run_folder(dir.path(), "ab", &two_builds("ab-old-confirmed", "ab-new-confirmed"));
+    let ab = run_folder(
+        dir.path(),
+        "ab",
+        &two_builds("ab-old-confirmed", "ab-new-confirmed"),
+    );
     let o = harness(&["diff", ab.to_str().unwrap(), "--labels", "stable,candidate"]);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(o.status.code(), Some(3), "{out}{}", stderr(&o));
     let header = out.lines().find(|l| l.contains("cell")).unwrap_or_default();
     assert!(
-        header.contains("stable (") && header.contains("candidate (") && header.contains("candidate vs stable"),
+        header.contains("stable (")
+            && header.contains("candidate (")
+            && header.contains("candidate vs stable"),
         "{out}"
     );
     assert_eq!(
@@ -861,7 +905,11 @@ fn diff_between_labels_is_one_command_and_one_table_naming_the_cells_that_differ
     // A run without labels has none to compare; two runs and --labels are one too many.
     let o = harness(&["diff", &fixture("aa-run-1"), "--labels", "stable,candidate"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("it has no labelled builds"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("it has no labelled builds"),
+        "{}",
+        stderr(&o)
+    );
     let o = harness(&[
         "diff",
         &fixture("aa-run-1"),
@@ -875,11 +923,19 @@ fn diff_between_labels_is_one_command_and_one_table_naming_the_cells_that_differ
 #[test]
 fn history_keeps_labelled_builds_apart() {
     let dir = tempfile::tempdir().unwrap();
-    run_folder(dir.path(), "1", &two_builds("ab-old-confirmed", "ab-new-confirmed"));
+    run_folder(
+        dir.path(),
+        "1",
+        &two_builds("ab-old-confirmed", "ab-new-confirmed"),
+    );
     let o = harness(&["history", dir.path().to_str().unwrap()]);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
     let rows = |build: &str| out.lines().filter(|l| l.contains(build)).count();
     assert!(rows("/ chromium@stable /") > 0, "{out}");
-    assert_eq!(rows("/ chromium@stable /"), rows("/ chromium@candidate /"), "{out}");
+    assert_eq!(
+        rows("/ chromium@stable /"),
+        rows("/ chromium@candidate /"),
+        "{out}"
+    );
 }

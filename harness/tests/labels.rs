@@ -17,8 +17,7 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const REPEAT: usize = 3;
 
 #[test]
-fn two_labelled_builds_of_one_chromium_measure_every_cell_and_differ_by_no_more_than_the_spread()
-{
+fn two_labelled_builds_of_one_chromium_measure_every_cell_and_differ_by_no_more_than_the_spread() {
     let started = Instant::now();
     let out = tempfile::tempdir().unwrap();
     let run = out.path().join("run");
@@ -54,16 +53,18 @@ fn two_labelled_builds_of_one_chromium_measure_every_cell_and_differ_by_no_more_
     let r = RunResults::read(&run).expect("matrix.json");
 
     // Each label records its own browser and driver version, read from the binaries.
-    let version = |b: &str| {
-        harness::browser::binary_version(std::path::Path::new(b)).expect("--version")
-    };
+    let version =
+        |b: &str| harness::browser::binary_version(std::path::Path::new(b)).expect("--version");
     for label in ["stable", "candidate"] {
         let v = &r.environment.browsers[&format!("chromium@{label}")];
         assert_eq!(v.browser.as_deref(), Some(version(CHROMIUM).as_str()));
         assert_eq!(v.driver.as_deref(), Some(version(CHROMEDRIVER).as_str()));
         assert!(v.browser.as_deref().unwrap().starts_with("Chromium "));
     }
-    assert!(!r.environment.browsers.contains_key("chromium"), "only the labelled builds");
+    assert!(
+        !r.environment.browsers.contains_key("chromium"),
+        "only the labelled builds"
+    );
 
     // Every cell measured under both labels, in the order the labels were given; the
     // scenarios' Chromium expectations apply to every build of Chromium.
@@ -106,11 +107,21 @@ fn two_labelled_builds_of_one_chromium_measure_every_cell_and_differ_by_no_more_
     );
 
     // One build against itself: no change beyond the spread, exit 0.
-    let diff = harness_command(&["diff", run.to_str().unwrap(), "--labels", "stable,candidate"])
-        .output()
-        .expect("harness diff runs");
+    let diff = harness_command(&[
+        "diff",
+        run.to_str().unwrap(),
+        "--labels",
+        "stable,candidate",
+    ])
+    .output()
+    .expect("harness diff runs");
     let text = String::from_utf8_lossy(&diff.stdout);
-    assert_eq!(diff.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&diff.stderr));
+    assert_eq!(
+        diff.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&diff.stderr)
+    );
     assert!(text.contains("no cell changed"), "{text}");
     assert!(!text.contains("│ changed"), "{text}");
     for scenario in ["report-close", "control-trusted-ca"] {
@@ -120,5 +131,8 @@ fn two_labelled_builds_of_one_chromium_measure_every_cell_and_differ_by_no_more_
         );
     }
     assert!(text.contains("outcomes (exit 0):"), "{text}");
-    eprintln!("two labelled builds: run and diff in {:?}", started.elapsed());
+    eprintln!(
+        "two labelled builds: run and diff in {:?}",
+        started.elapsed()
+    );
 }

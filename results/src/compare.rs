@@ -795,7 +795,11 @@ pub fn history_table(entries: &[HistoryEntry]) -> (Vec<String>, Vec<(CellKey, Ve
                 .filter_map(|(name, v)| {
                     // A labelled build says which: `candidate Chromium 148.0.…`.
                     let label = name.split_once('@').map(|(_, l)| format!("{l} "));
-                    Some(format!("{}{}", label.unwrap_or_default(), v.browser.as_ref()?))
+                    Some(format!(
+                        "{}{}",
+                        label.unwrap_or_default(),
+                        v.browser.as_ref()?
+                    ))
                 })
                 .collect();
             format!("{} ({})", e.label, versions.join(", "))

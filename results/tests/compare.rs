@@ -535,13 +535,15 @@ fn a_label_is_part_of_the_key_and_left_out_of_the_file_when_absent() {
     let plain = cell("report-close", "mbedtls", &[&[2, 2, 2]]);
     let json = serde_json::to_string(&plain.key).unwrap();
     assert_eq!(
-        json,
-        r#"{"scenario":"report-close","backend":"mbedtls","browser":"chromium","tls":"1.3"}"#,
+        json, r#"{"scenario":"report-close","backend":"mbedtls","browser":"chromium","tls":"1.3"}"#,
         "an unlabelled key is written as before labels existed"
     );
     let c = labelled("candidate", plain.clone());
     let json = serde_json::to_string(&c.key).unwrap();
-    assert!(json.contains(r#""browser":"chromium","label":"candidate""#), "{json}");
+    assert!(
+        json.contains(r#""browser":"chromium","label":"candidate""#),
+        "{json}"
+    );
     assert_eq!(serde_json::from_str::<CellKey>(&json).unwrap(), c.key);
     assert_ne!(c.key, plain.key);
     assert_eq!(c.key.browser_column(), "chromium@candidate");
@@ -614,7 +616,10 @@ fn labelled_builds_are_columns_and_history_rows_of_their_own() {
         label: "night-1".into(),
         results: r,
     }]);
-    assert_eq!(headers, ["night-1 (candidate Chromium 148, stable Chromium 147)"]);
+    assert_eq!(
+        headers,
+        ["night-1 (candidate Chromium 148, stable Chromium 147)"]
+    );
     let names: Vec<String> = rows.iter().map(|(k, _)| k.to_string()).collect();
     assert_eq!(
         names,

@@ -84,12 +84,29 @@ mod tests {
 
     #[test]
     fn labels_are_short_plain_names() {
-        for good in ["stable", "candidate", "beta-148", "v148.0.7778.5", "a", "9_x"] {
+        for good in [
+            "stable",
+            "candidate",
+            "beta-148",
+            "v148.0.7778.5",
+            "a",
+            "9_x",
+        ] {
             assert_eq!(Label::parse(good).unwrap().as_str(), good);
         }
         let long = "x".repeat(Label::MAX_LEN + 1);
         for bad in [
-            "", "-x", ".x", "Stable", "can didate", "a/b", "a@b", "a=b", "a,b", "über", &long,
+            "",
+            "-x",
+            ".x",
+            "Stable",
+            "can didate",
+            "a/b",
+            "a@b",
+            "a=b",
+            "a,b",
+            "über",
+            &long,
         ] {
             let e = Label::parse(bad).unwrap_err();
             assert!(e.contains(&format!("`{bad}` is not a label")), "{e}");
@@ -98,7 +115,10 @@ mod tests {
 
     #[test]
     fn a_build_is_named_like_its_matrix_column() {
-        assert_eq!(BrowserBuild::from(BrowserKind::Firefox).to_string(), "firefox");
+        assert_eq!(
+            BrowserBuild::from(BrowserKind::Firefox).to_string(),
+            "firefox"
+        );
         let b = BrowserBuild {
             kind: BrowserKind::Chromium,
             label: Some(Label::parse("candidate").unwrap()),

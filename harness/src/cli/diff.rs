@@ -65,7 +65,10 @@ pub(super) async fn diff_runs(args: DiffArgs) -> Result<u8, Failure> {
     if let Some(labels) = &args.labels {
         return diff_labels(&args.old, labels);
     }
-    let new_path = args.new.clone().expect("clap requires NEW without --labels");
+    let new_path = args
+        .new
+        .clone()
+        .expect("clap requires NEW without --labels");
     let (mut old, mut new) = (read_run(&args.old)?, read_run(&new_path)?);
     let mut problems = Vec::new();
     let d = if args.confirm {

@@ -47,14 +47,15 @@ pub(super) struct BuildSpec {
 
 impl BuildSpec {
     fn parse(text: &str) -> Result<Self, String> {
-        let form = "expected LABEL=BROWSER,DRIVER, e.g. candidate=/opt/new/chrome,/opt/new/chromedriver";
+        let form =
+            "expected LABEL=BROWSER,DRIVER, e.g. candidate=/opt/new/chrome,/opt/new/chromedriver";
         let (label, paths) = text
             .split_once('=')
             .ok_or_else(|| format!("no `=` in `{text}`: {form}"))?;
         let label = Label::parse(label)?;
-        let (browser, driver) = paths
-            .split_once(',')
-            .ok_or_else(|| format!("no `,` between the browser and the driver in `{text}`: {form}"))?;
+        let (browser, driver) = paths.split_once(',').ok_or_else(|| {
+            format!("no `,` between the browser and the driver in `{text}`: {form}")
+        })?;
         if browser.is_empty() || driver.is_empty() || driver.contains(',') {
             return Err(format!(
                 "`{text}` does not name one browser and one driver: {form}"

@@ -142,6 +142,7 @@ mod tests {
             scenario,
             target: crate::target::builtin(backends::BackendName::Rustls),
             browser: BrowserKind::Chromium,
+            label: None,
             tls: TlsVersion::Tls13,
             repeat: trials.len() as u32,
         };

@@ -363,6 +363,65 @@ mod tests {
         }
     }
 
+    /// A browser with labelled builds is a column per build, in the order given; an engine
+    /// without builds in the plan is its one unlabelled build; `--browser` and `only` select
+    /// builds like any cell.
+    #[test]
+    fn labelled_builds_are_columns_of_their_own_in_the_order_given() {
+        let text = "description = \"d\"\ncert = \"self-signed\"\ntrust = \"trusted-ca\"\nconnection = \"close\"\nsteps = [\"visit\"]\nbackends = [\"rustls\"]\ntls = [\"1.3\"]\n";
+        let scenario = Scenario::parse(Path::new("scenarios/s.toml"), text).expect("valid");
+        let build = |label: &str| BrowserBuild {
+            kind: BrowserKind::Chromium,
+            label: Some(Label::parse(label).unwrap()),
+        };
+        let mut plan = RunPlan {
+            scenarios: vec![scenario],
+            backends: Vec::new(),
+            browsers: Vec::new(),
+            tls: Vec::new(),
+            repeat: None,
+            jobs: 1,
+            out: PathBuf::from("/nonexistent"),
+            binaries: vec![
+                (build("stable"), Err("missing".into())),
+                (build("candidate"), Err("missing".into())),
+            ],
+            quiet: Duration::from_millis(1),
+            keep_profiles: false,
+            server_port: None,
+            only: None,
+        };
+        let names = |plan: &RunPlan| {
+            cells(plan)
+                .iter()
+                .map(|c| c.key().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&plan),
+            [
+                "s / rustls / chromium@stable / TLS 1.3",
+                "s / rustls / chromium@candidate / TLS 1.3",
+                "s / rustls / firefox / TLS 1.3",
+            ]
+        );
+        let c = &cells(&plan)[1];
+        assert_eq!(c.key().label.as_deref(), Some("candidate"));
+        assert!(
+            c.dir(Path::new("/run"))
+                .ends_with("rustls-chromium@candidate-tls1.3")
+        );
+        assert_eq!(c.binaries(&plan).unwrap_err(), "missing");
+        assert_eq!(
+            cells(&plan)[2].binaries(&plan).unwrap_err(),
+            "firefox was not set up"
+        );
+        plan.browsers = vec![BrowserKind::Chromium];
+        assert_eq!(names(&plan).len(), 2);
+        plan.only = Some([c.key()].into());
+        assert_eq!(names(&plan), ["s / rustls / chromium@candidate / TLS 1.3"]);
+    }
+
     /// Cells that cannot run need no browser: the run still tells every subscriber about each,
     /// in order, and the writer leaves a complete run folder.
     #[tokio::test]
