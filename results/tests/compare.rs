@@ -612,10 +612,14 @@ fn labelled_builds_are_columns_and_history_rows_of_their_own() {
         md.contains("chromium@stable") && md.contains("chromium@candidate"),
         "{md}"
     );
-    let (headers, rows) = history_table(&[HistoryEntry {
+    let entries = [HistoryEntry {
         label: "night-1".into(),
         results: r,
-    }]);
+    }];
+    // Each build's trend is drawn along its own version.
+    let page = results::history_html(&entries);
+    assert!(page.contains(">147<") && page.contains(">148<"), "{page}");
+    let (headers, rows) = history_table(&entries);
     assert_eq!(
         headers,
         ["night-1 (candidate Chromium 148, stable Chromium 147)"]

@@ -29,10 +29,17 @@ pub fn history_html(entries: &[HistoryEntry]) -> String {
     page += "</tr>";
     for (key, values) in &rows {
         let points: Vec<Option<Spread>> = entries.iter().map(|e| first_retries(e, key)).collect();
+        // A labelled build's trend is along its own versions (`chromium@beta`'s, not every
+        // build's of the run).
+        let axis: Vec<String> = entries
+            .iter()
+            .zip(&versions)
+            .map(|(e, run)| build_version(e, key).unwrap_or_else(|| run.clone()))
+            .collect();
         page += &format!(
             "<tr><td>{}</td><td>{}</td>",
             esc(&key.to_string()),
-            trend_svg(&points, &versions)
+            trend_svg(&points, &axis)
         );
         for (i, v) in values.iter().enumerate() {
             let class = if i > 0 && values[i - 1] != *v {
@@ -66,6 +73,19 @@ fn versions_of(e: &HistoryEntry) -> String {
     } else {
         v.join(" / ")
     }
+}
+
+/// For a labelled build's cell, the version that build had in the run, e.g. `148.0.7778.5`.
+fn build_version(e: &HistoryEntry, key: &CellKey) -> Option<String> {
+    key.label.as_ref()?;
+    let b = e
+        .results
+        .environment
+        .browsers
+        .get(&key.browser_column())?
+        .browser
+        .as_deref()?;
+    Some(b.rsplit(' ').next().unwrap_or(b).to_owned())
 }
 
 /// The retries of the step that first shows the page, in the run's cell `key`.
