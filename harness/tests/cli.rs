@@ -883,7 +883,20 @@ fn diff_between_labels_is_one_command_and_one_table_naming_the_cells_that_differ
         6,
         "{out}"
     );
-    assert_eq!(out.matches("\n  changed: report-close").count(), 6, "{out}");
+    // Each outcome (an annotation in CI) names both builds with their versions, then the cell.
+    let changed: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("  changed: "))
+        .collect();
+    assert_eq!(changed.len(), 6, "{out}");
+    for line in changed {
+        assert!(
+            line.starts_with("  changed: chromium@candidate Chromium ")
+                && line.contains(" vs chromium@stable Chromium ")
+                && line.contains(": report-close / "),
+            "{line}"
+        );
+    }
 
     // The other way round, the same cells differ.
     let o = harness(&["diff", ab.to_str().unwrap(), "--labels", "candidate,stable"]);

@@ -7,7 +7,9 @@ use std::time::Duration;
 use clap::Args;
 
 use super::environment::{BinaryArgs, resolve_binaries};
-use super::{Failure, default_jobs, load_scenarios, read_run, report_outcomes, usage};
+use super::{
+    Failure, default_jobs, load_scenarios, read_run, report_outcomes, report_outcomes_of, usage,
+};
 use crate::browser::Label;
 
 #[derive(Debug, Args)]
@@ -175,7 +177,26 @@ fn diff_labels(run_path: &Path, labels: &str) -> Result<u8, Failure> {
         }
     }
     // The whole run decides completeness (a cell in error under either label fails it).
-    Ok(report_outcomes(&run, Some(&d), &[]))
+    let build = |label: &str| {
+        let suffix = format!("@{label}");
+        let names: Vec<String> = run
+            .environment
+            .browsers
+            .iter()
+            .filter(|(name, _)| name.ends_with(&suffix))
+            .map(|(name, v)| match &v.browser {
+                Some(version) => format!("{name} {version}"),
+                None => name.clone(),
+            })
+            .collect();
+        names.join(", ")
+    };
+    let builds = format!(
+        "{} vs {}",
+        build(new_label.as_str()),
+        build(old_label.as_str())
+    );
+    Ok(report_outcomes_of(&run, Some(&d), &[], Some(&builds)))
 }
 
 /// `stable,candidate` → the two labels, checked.

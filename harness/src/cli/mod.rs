@@ -233,6 +233,22 @@ async fn shutdown_signal() {
 /// Prints every outcome that applies — whatever the single exit code says — as `outcome:` lines
 /// (and as GitHub annotations under GitHub Actions), then returns the exit code.
 fn report_outcomes(results: &RunResults, diff: Option<&results::Diff>, problems: &[String]) -> u8 {
+    report_outcomes_of(results, diff, problems, None)
+}
+
+/// As [`report_outcomes`]; a diff's changes start with `build` when it is given (e.g.
+/// `chromium@beta Chromium 157.0.… vs chromium@stable Chromium 156.0.…`), so that an
+/// annotation alone says which build moved.
+fn report_outcomes_of(
+    results: &RunResults,
+    diff: Option<&results::Diff>,
+    problems: &[String],
+    build: Option<&str>,
+) -> u8 {
+    let about = |text: String| match build {
+        Some(b) => format!("{b}: {text}"),
+        None => text,
+    };
     let mut lines: Vec<(&str, String)> = Vec::new();
     if results.cells.len() < results.cells_requested {
         lines.push((
@@ -268,13 +284,13 @@ fn report_outcomes(results: &RunResults, diff: Option<&results::Diff>, problems:
     }
     if let Some(d) = diff {
         for c in &d.changed {
-            lines.push(("changed", format!("{}: {}", c.key, c.what)));
+            lines.push(("changed", about(format!("{}: {}", c.key, c.what))));
         }
         for k in &d.added {
-            lines.push(("added", k.to_string()));
+            lines.push(("added", about(k.to_string())));
         }
         for k in &d.removed {
-            lines.push(("removed", k.to_string()));
+            lines.push(("removed", about(k.to_string())));
         }
         for t in &d.tested {
             match t.verdict {
