@@ -353,7 +353,7 @@ mod tests {
             options["prefs"],
             json!({"net": {"network_prediction_options": 2}})
         );
-        let mut cell = results::CellResult::new(
+        let mut cell = CellResult::new(
             results::CellKey {
                 scenario: "s".into(),
                 backend: "rustls".into(),
