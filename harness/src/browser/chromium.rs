@@ -359,6 +359,7 @@ mod tests {
                 backend: "rustls".into(),
                 browser: "chromium".into(),
                 tls: "1.3".into(),
+                label: None,
             },
             "self-signed",
             "click-through",
