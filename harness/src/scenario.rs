@@ -314,6 +314,9 @@ impl Scenario {
                 format!("`listen-backlog` must be between 1 and {MAX_BACKLOG}"),
             ));
         }
+        if let Err(conflict) = file.knobs.check() {
+            return Err(invalid(key_offset(text, conflict.key), conflict.message));
+        }
         if file.repeat == 0 {
             return Err(invalid(
                 key_offset(text, "repeat"),
@@ -413,22 +416,173 @@ mod tests {
     }
 
     #[test]
-    fn chromium_features_come_from_a_fixed_list() {
+    fn knobs_parse_listed_and_unlisted_features_and_firefox_prefs() {
+        use model::{ChromiumFeature, PrefValue};
         let s = Scenario::parse(
             Path::new("scenarios/x.toml"),
-            &format!("{OK}[knobs]\nchromium-features = [\"HappyEyeballsV3\"]\n"),
+            &format!(
+                "{OK}[knobs]\nnetwork-prediction-options = 2\n\
+                 chromium-features = [\"HappyEyeballsV3\", {{ unlisted = \"SomePreview_2\" }}]\n\
+                 chromium-disabled-features = [{{ unlisted = \"Other\" }}]\n\
+                 [knobs.firefox-prefs]\n\
+                 \"network.http.speculative-parallel-limit\" = 0\n\
+                 \"network.http.happy_eyeballs_enabled\" = true\n\
+                 \"general.useragent.override\" = \"x \\\" y\"\n"
+            ),
+        )
+        .unwrap();
+        let k = &s.file.knobs;
+        assert_eq!(k.network_prediction_options, Some(2));
+        assert_eq!(
+            k.chromium_features,
+            [
+                ChromiumFeature::HappyEyeballsV3,
+                ChromiumFeature::Unlisted("SomePreview_2".into())
+            ]
+        );
+        assert_eq!(
+            k.chromium_disabled_features,
+            [ChromiumFeature::Unlisted("Other".into())]
+        );
+        let prefs: Vec<(String, PrefValue)> = k.firefox_prefs().into_iter().collect();
+        assert_eq!(
+            prefs,
+            [
+                (
+                    "general.useragent.override".into(),
+                    PrefValue::String("x \" y".into())
+                ),
+                (
+                    "network.http.happy_eyeballs_enabled".into(),
+                    PrefValue::Bool(true)
+                ),
+                (
+                    "network.http.speculative-parallel-limit".into(),
+                    PrefValue::Int(0)
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_prefs_table_says_what_report_no_prediction_says() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let old = Scenario::load(&dir.join("report-no-prediction.toml")).unwrap();
+        let new = Scenario::parse(
+            Path::new("scenarios/x.toml"),
+            &format!(
+                "{OK}[knobs]\nnetwork-prediction-options = 2\n\
+                 [knobs.firefox-prefs]\n\"network.http.speculative-parallel-limit\" = 0\n"
+            ),
         )
         .unwrap();
         assert_eq!(
-            s.file.knobs.chromium_features,
-            [model::ChromiumFeature::HappyEyeballsV3]
+            old.file.knobs.firefox_prefs(),
+            new.file.knobs.firefox_prefs()
         );
+        assert!(!old.file.knobs.firefox_prefs().is_empty());
+    }
+
+    #[test]
+    fn a_feature_typo_fails_with_the_list_and_the_escape_hatch() {
         // A typo must fail the scenario, not silently measure the default browser.
         let e = err(&format!(
             "{OK}[knobs]\nchromium-features = [\"HappyEyeballV3\"]\n"
         ));
+        assert_eq!(
+            e,
+            "scenarios/x.toml:7:22: unknown Chromium feature `HappyEyeballV3`, listed: `HappyEyeballsV3`; a feature the harness does not list is written `{ unlisted = \"HappyEyeballV3\" }`"
+        );
+        let e = err(&format!(
+            "{OK}[knobs]\nchromium-disabled-features = [\"Nope\"]\n"
+        ));
         assert!(
-            e.starts_with("scenarios/x.toml:7:22: unknown variant `HappyEyeballV3`, expected `HappyEyeballsV3`"),
+            e.starts_with("scenarios/x.toml:7:31: unknown Chromium feature `Nope`"),
+            "{e}"
+        );
+        // A listed feature has one spelling, so the record is the same in every cell.
+        let e = err(&format!(
+            "{OK}[knobs]\nchromium-features = [{{ unlisted = \"HappyEyeballsV3\" }}]\n"
+        ));
+        assert!(
+            e.starts_with("scenarios/x.toml:7:22: `HappyEyeballsV3` is listed"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{OK}[knobs]\nchromium-features = [{{ unlisted = \"X\", also = 1 }}]\n"
+        ));
+        assert!(
+            e.contains("unknown field `also`, expected `unlisted`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_bad_name_or_value_points_at_line_and_column() {
+        // Nothing that Chromium's switch syntax or the user.js syntax gives a meaning passes.
+        for bad in ["A,B", "A<Trial", "A:p/1", "--x", "A B"] {
+            let e = err(&format!(
+                "{OK}[knobs]\nchromium-features = [{{ unlisted = \"{bad}\" }}]\n"
+            ));
+            assert_eq!(
+                e,
+                format!(
+                    "scenarios/x.toml:7:22: `{bad}` is not a Chromium feature name (a letter, then letters, digits or `_`)"
+                )
+            );
+        }
+        for bad in ["a\\\");user_pref(\\\"b", "a..b", "a b", ""] {
+            let e = err(&format!("{OK}[knobs.firefox-prefs]\n\"{bad}\" = 1\n"));
+            assert!(
+                e.starts_with("scenarios/x.toml:7:1: `")
+                    && e.contains("is not a Firefox pref name"),
+                "{bad}: {e}"
+            );
+        }
+        let e = err(&format!("{OK}[knobs.firefox-prefs]\n\"a.b\" = 1.5\n"));
+        assert!(
+            e.starts_with("scenarios/x.toml:7:9: Firefox prefs have no floats"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{OK}[knobs.firefox-prefs]\n\"a.b\" = 4294967296\n"
+        ));
+        assert!(
+            e.starts_with("scenarios/x.toml:7:9: 4294967296 does not fit a Firefox integer pref"),
+            "{e}"
+        );
+        let e = err(&format!("{OK}[knobs.firefox-prefs]\n\"a.b\" = \"x\\ny\"\n"));
+        assert!(
+            e.starts_with(
+                "scenarios/x.toml:7:9: a Firefox pref string may not contain control characters"
+            ),
+            "{e}"
+        );
+        let e = err(&format!("{OK}[knobs.firefox-prefs]\n\"a.b\" = [1]\n"));
+        assert!(e.starts_with("scenarios/x.toml:7:9: "), "{e}");
+    }
+
+    #[test]
+    fn contradicting_knobs_point_at_the_second() {
+        let e = err(&format!(
+            "{OK}[knobs]\nchromium-features = [\"HappyEyeballsV3\"]\nchromium-disabled-features = [\"HappyEyeballsV3\"]\n"
+        ));
+        assert!(
+            e.starts_with("scenarios/x.toml:8:1: `HappyEyeballsV3` is both in `chromium-features` and in `chromium-disabled-features`"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{OK}[knobs]\nspeculative-parallel-limit = 0\n[knobs.firefox-prefs]\n\"network.http.speculative-parallel-limit\" = 0\n"
+        ));
+        assert!(
+            e.starts_with(
+                "scenarios/x.toml:7:1: `speculative-parallel-limit` and `firefox-prefs` both set"
+            ),
+            "{e}"
+        );
+        let e = err(&format!("{OK}[knobs]\nchromium-prefs = {{}}\n"));
+        assert!(
+            e.starts_with("scenarios/x.toml:7:1: unknown field `chromium-prefs`"),
             "{e}"
         );
     }

@@ -23,7 +23,10 @@ pub use crate::record::{
     SessionInfo, alert_name,
 };
 pub use crate::step::{Step, StepAction};
-pub use crate::trust::{ChromiumFeature, Knobs, TrustMode};
+pub use crate::trust::{
+    ChromiumFeature, FirefoxPref, KnobConflict, Knobs, PrefValue, SPECULATIVE_PARALLEL_LIMIT,
+    TrustMode, is_chromium_feature_name, is_firefox_pref_name,
+};
 
 /// The `<title>` of the page every target serves: how a browser tells the page from a
 /// warning or an error page.

@@ -44,6 +44,11 @@ pub use crate::render::{Exporter, Format, history_html, render, write_all};
 /// `--chromium candidate=…`) and `environment.browsers` then names such a build
 /// `chromium@candidate`. It is left out when absent, so a run without labels is written
 /// byte for byte as before, and every file written before reads unchanged.
+///
+/// Also within 4, cells carry `chromium_disabled_features` and `firefox_prefs` (the scenario's
+/// knobs), and `chromium_features` may name features the harness does not list; the
+/// environment carries `scenario_knobs`, every knob's setting as handed to each browser. Each
+/// is left out when empty, so a run without knobs is written as before.
 pub const SCHEMA_VERSION: u32 = 4;
 
 /// Schema versions this harness reads.
@@ -87,6 +92,12 @@ pub struct Environment {
     pub chromium_netlog: Option<NetLogInfo>,
     /// Per backend: the linked library's own version string.
     pub backends: BTreeMap<String, String>,
+    /// Per scenario with knobs, per browser: each knob's setting exactly as the browser got it,
+    /// e.g. `--enable-features=HappyEyeballsV3` or
+    /// `user_pref("network.http.speculative-parallel-limit", 0);`. Absent when no scenario of
+    /// the run changes a browser setting.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scenario_knobs: BTreeMap<String, BTreeMap<String, Vec<String>>>,
 }
 
 /// What a Chromium NetLog says about the browser itself.
@@ -262,10 +273,18 @@ pub struct CellResult {
     /// The server's connection policy.
     pub connection: String,
     /// Chromium features the scenario switched on (`--enable-features`), e.g.
-    /// `HappyEyeballsV3`; absent when none (the browser's defaults). They change how
-    /// connections are pooled and logged, so a cell's numbers depend on them.
+    /// `HappyEyeballsV3`, listed or not; absent when none (the browser's defaults). They change
+    /// how connections are pooled and logged, so a cell's numbers depend on them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chromium_features: Vec<String>,
+    /// Chromium features the scenario switched off (`--disable-features`), beyond the ones the
+    /// harness switches off in every trial; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chromium_disabled_features: Vec<String>,
+    /// Firefox prefs the scenario set (`firefox-prefs` and `speculative-parallel-limit`), over
+    /// the harness's own; absent when none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub firefox_prefs: BTreeMap<String, model::PrefValue>,
     /// Measured, unsupported or error.
     pub status: CellStatus,
     /// Per headline step: retries over the trials. Empty unless measured.
@@ -460,7 +479,7 @@ impl TrialResult {
 }
 
 impl CellResult {
-    /// A cell about to be measured: no Chromium features, no trials, no headline, no
+    /// A cell about to be measured: no knobs, no trials, no headline, no
     /// expectation checked yet.
     pub fn new(
         key: CellKey,
@@ -474,6 +493,8 @@ impl CellResult {
             trust: trust.into(),
             connection: connection.into(),
             chromium_features: Vec::new(),
+            chromium_disabled_features: Vec::new(),
+            firefox_prefs: BTreeMap::new(),
             status: CellStatus::Measured,
             headline: Vec::new(),
             trials: Vec::new(),

@@ -151,6 +151,7 @@ fn fixed() -> RunResults {
             )]),
             backends: BTreeMap::from([("mbedtls".into(), "Mbed TLS 3.6.6".into())]),
             chromium_netlog: None,
+            scenario_knobs: BTreeMap::new(),
         },
         cells: vec![measured, error, unsupported],
         cells_requested: 3,
@@ -244,4 +245,50 @@ fn a_newer_schema_is_refused_with_a_clear_message() {
         e.contains("schema_version Some(99), this harness reads [1, 2, 3, 4]"),
         "{e}"
     );
+}
+
+#[test]
+fn knobs_are_shown_and_a_cell_without_them_writes_no_new_key() {
+    let mut r = fixed();
+    let plain = serde_json::to_string(&r).unwrap();
+    for key in [
+        "chromium_features",
+        "chromium_disabled_features",
+        "firefox_prefs",
+        "scenario_knobs",
+    ] {
+        assert!(!plain.contains(key), "{key} written without knobs: {plain}");
+    }
+    r.cells[0].chromium_features = vec!["HappyEyeballsV3".into(), "Preview".into()];
+    r.cells[0].chromium_disabled_features = vec!["Other".into()];
+    r.cells[1].firefox_prefs = BTreeMap::from([
+        (
+            "network.http.happy_eyeballs_enabled".into(),
+            model::PrefValue::Bool(true),
+        ),
+        ("a.b".into(), model::PrefValue::String("x\"y".into())),
+    ]);
+    r.environment.scenario_knobs = BTreeMap::from([(
+        "report-close".into(),
+        BTreeMap::from([(
+            "chromium".into(),
+            vec!["--enable-features=HappyEyeballsV3,Preview".into()],
+        )]),
+    )]);
+    let json = serde_json::to_string(&r).unwrap();
+    let back: RunResults = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, r, "knobs round-trip through matrix.json");
+    for format in [Format::Markdown, Format::Html] {
+        let text = render(&r, format);
+        for needle in [
+            "report-close on chromium: features on HappyEyeballsV3, Preview; features off Other",
+            "report-close on firefox: prefs a.b = ",
+            "network.http.happy_eyeballs_enabled = true",
+        ] {
+            assert!(
+                text.contains(needle),
+                "{format:?} lacks {needle:?}:\n{text}"
+            );
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use fantoccini::{Client, Locator};
 use model::{ClientCause, ClientLogSource, ConnectionRecord, Knobs, TrustMode};
-use results::{ClientLog, ClientSide};
+use results::{CellResult, ClientLog, ClientSide};
 use serde_json::{Value, json};
 
 use super::{BoxFuture, Browser, BrowserError, SessionPlan, cmd, gzip, home_and_profile};
@@ -18,7 +18,8 @@ pub(super) struct Chromium;
 const NETLOG_FILE: &str = "netlog.json";
 
 /// Every trial's flags: headless, and no background traffic (updates, sync, safe browsing,
-/// QUIC, DNS), so that every connection the server sees comes from the scenario.
+/// QUIC, DNS), so that every connection the server sees comes from the scenario. The features
+/// switched off for the same reason are [`QUIET_FEATURES`], in the one `--disable-features`.
 const ARGS: &[&str] = &[
     "--headless=new",
     "--no-sandbox",
@@ -32,9 +33,48 @@ const ARGS: &[&str] = &[
     "--no-default-browser-check",
     "--disable-domain-reliability",
     "--disable-client-side-phishing-detection",
-    "--disable-features=OptimizationHints,MediaRouter,Translate,AutofillServerCommunication,CertificateTransparencyComponentUpdater",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
 ];
+
+/// Features every trial switches off, so that they make no background connections.
+const QUIET_FEATURES: &[&str] = &[
+    "OptimizationHints",
+    "MediaRouter",
+    "Translate",
+    "AutofillServerCommunication",
+    "CertificateTransparencyComponentUpdater",
+];
+
+/// The `--enable-features` and `--disable-features` arguments of a trial: the scenario's
+/// features on; [`QUIET_FEATURES`] and the scenario's features off, less any the scenario
+/// switches on (its choice wins, and is recorded). One argument each, never two: Chromium keeps
+/// only the last of a repeated switch, so a second `--disable-features` would silently drop the
+/// first. The names are checked (`model::is_chromium_feature_name`), so none can add a switch
+/// or a field trial.
+fn feature_args(knobs: &Knobs) -> Vec<String> {
+    let on: Vec<&str> = knobs.chromium_features.iter().map(|f| f.as_str()).collect();
+    let off: Vec<&str> = QUIET_FEATURES
+        .iter()
+        .copied()
+        .filter(|f| !on.contains(f))
+        .chain(knobs.chromium_disabled_features.iter().map(|f| f.as_str()))
+        .collect();
+    let mut args = Vec::new();
+    if !on.is_empty() {
+        args.push(format!("--enable-features={}", on.join(",")));
+    }
+    if !off.is_empty() {
+        args.push(format!("--disable-features={}", off.join(",")));
+    }
+    args
+}
+
+/// The Chromium prefs (`goog:chromeOptions.prefs`) the knobs set, if any.
+fn prefs(knobs: &Knobs) -> Option<Value> {
+    knobs
+        .network_prediction_options
+        .map(|v| json!({"net": {"network_prediction_options": v}}))
+}
 
 impl Browser for Chromium {
     fn name(&self) -> &'static str {
@@ -90,16 +130,13 @@ impl Browser for Chromium {
             )),
             _ => {}
         }
-        let features = self.enabled_features(plan.knobs);
-        if !features.is_empty() {
-            args.push(format!("--enable-features={}", features.join(",")));
-        }
+        args.extend(feature_args(plan.knobs));
         let mut options = json!({
             "binary": plan.binaries.browser.display().to_string(),
             "args": args,
         });
-        if let Some(v) = plan.knobs.network_prediction_options {
-            options["prefs"] = json!({"net": {"network_prediction_options": v}});
+        if let Some(prefs) = prefs(plan.knobs) {
+            options["prefs"] = prefs;
         }
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
@@ -153,8 +190,25 @@ impl Browser for Chromium {
         })
     }
 
-    fn enabled_features(&self, knobs: &Knobs) -> Vec<&'static str> {
-        knobs.chromium_features.iter().map(|f| f.as_str()).collect()
+    fn record_knobs(&self, knobs: &Knobs, cell: &mut CellResult) {
+        let names = |list: &[model::ChromiumFeature]| -> Vec<String> {
+            list.iter().map(|f| f.as_str().to_owned()).collect()
+        };
+        cell.chromium_features = names(&knobs.chromium_features);
+        cell.chromium_disabled_features = names(&knobs.chromium_disabled_features);
+    }
+
+    fn knob_settings(&self, knobs: &Knobs) -> Vec<String> {
+        // The `--disable-features` argument is a knob's only when the scenario changed it.
+        let unchanged = feature_args(&Knobs::default());
+        let mut settings: Vec<String> = feature_args(knobs)
+            .into_iter()
+            .filter(|a| !unchanged.contains(a))
+            .collect();
+        if let Some(prefs) = prefs(knobs) {
+            settings.push(format!("goog:chromeOptions.prefs = {prefs}"));
+        }
+        settings
     }
 
     fn client_log_source(&self) -> ClientLogSource {
@@ -263,5 +317,93 @@ fn client_side(joined: Result<netlog::ClientSocket, String>) -> ClientSide {
             alert_sent: None,
             url: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::browser::{BrowserKind, capabilities, tests::*};
+
+    fn args(knobs: &Knobs) -> (Vec<String>, Value) {
+        let dir = tempfile::tempdir().unwrap();
+        let caps = with_plan(BrowserKind::Chromium, knobs, dir.path(), capabilities);
+        let options = caps["goog:chromeOptions"].clone();
+        let args = serde_json::from_value(options["args"].clone()).unwrap();
+        (args, options)
+    }
+
+    fn features(args: &[String]) -> Vec<&String> {
+        args.iter().filter(|a| a.contains("-features")).collect()
+    }
+
+    #[test]
+    fn the_knobs_are_one_argument_each_and_the_prefs_a_capability() {
+        let (args, options) = args(&every_knob());
+        // One switch each (Chromium keeps only the last of a repeated one); a feature the
+        // scenario switches on leaves the harness's list of switched-off ones.
+        assert_eq!(
+            features(&args),
+            [
+                "--enable-features=HappyEyeballsV3,Preview_2,Translate",
+                "--disable-features=OptimizationHints,MediaRouter,AutofillServerCommunication,CertificateTransparencyComponentUpdater,Other",
+            ]
+        );
+        assert_eq!(
+            options["prefs"],
+            json!({"net": {"network_prediction_options": 2}})
+        );
+        let mut cell = CellResult::new(
+            results::CellKey {
+                scenario: "s".into(),
+                backend: "rustls".into(),
+                browser: "chromium".into(),
+                tls: "1.3".into(),
+                label: None,
+            },
+            "self-signed",
+            "click-through",
+            "close",
+        );
+        Chromium.record_knobs(&every_knob(), &mut cell);
+        assert_eq!(
+            cell.chromium_features,
+            ["HappyEyeballsV3", "Preview_2", "Translate"]
+        );
+        assert_eq!(cell.chromium_disabled_features, ["Other"]);
+        assert!(
+            cell.firefox_prefs.is_empty(),
+            "Firefox's prefs are not Chromium's"
+        );
+        assert_eq!(
+            Chromium.knob_settings(&every_knob()),
+            [
+                features(&args)[0].clone(),
+                features(&args)[1].clone(),
+                r#"goog:chromeOptions.prefs = {"net":{"network_prediction_options":2}}"#.into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_knobs_only_the_quiet_features_are_switched_off() {
+        let (args, options) = args(&Knobs::default());
+        assert_eq!(
+            features(&args),
+            [
+                "--disable-features=OptimizationHints,MediaRouter,Translate,AutofillServerCommunication,CertificateTransparencyComponentUpdater"
+            ]
+        );
+        assert!(options.get("prefs").is_none());
+        assert!(Chromium.knob_settings(&Knobs::default()).is_empty());
+        // An enable list alone leaves the disable argument as it was: not a knob's setting.
+        let on = Knobs {
+            chromium_features: vec![model::ChromiumFeature::HappyEyeballsV3],
+            ..Knobs::default()
+        };
+        assert_eq!(
+            Chromium.knob_settings(&on),
+            ["--enable-features=HappyEyeballsV3"]
+        );
     }
 }

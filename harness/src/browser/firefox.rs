@@ -1,12 +1,13 @@
 //! Firefox ESR (Debian's `firefox-esr`) through geckodriver: prefs in the profile's `user.js`,
 //! its own NSS database in the profile, and the MOZ_LOG of its sockets.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fantoccini::Client;
-use model::{ClientLogSource, ConnectionRecord, Knobs, TrustMode};
-use results::ClientLog;
+use model::{ClientLogSource, ConnectionRecord, Knobs, PrefValue, TrustMode};
+use results::{CellResult, ClientLog};
 use serde_json::{Value, json};
 
 use super::{BoxFuture, Browser, BrowserError, SessionPlan, cmd, gzip, home_and_profile};
@@ -95,10 +96,7 @@ impl Browser for Firefox {
         profile: &'a Path,
     ) -> BoxFuture<'a, Result<(), BrowserError>> {
         Box::pin(async move {
-            let user_js: String = prefs(plan.knobs)
-                .into_iter()
-                .map(|(k, v)| format!("user_pref({}, {v});\n", Value::String(k)))
-                .collect();
+            let user_js = user_js(&prefs(plan.knobs));
             let path = profile.join("user.js");
             tokio::fs::write(&path, user_js)
                 .await
@@ -149,6 +147,17 @@ impl Browser for Firefox {
         })
     }
 
+    fn record_knobs(&self, knobs: &Knobs, cell: &mut CellResult) {
+        cell.firefox_prefs = knobs.firefox_prefs();
+    }
+
+    fn knob_settings(&self, knobs: &Knobs) -> Vec<String> {
+        user_js(&knobs.firefox_prefs())
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
     fn client_log_source(&self) -> ClientLogSource {
         ClientLogSource::FirefoxMozLog
     }
@@ -184,60 +193,166 @@ impl Browser for Firefox {
 }
 
 /// Firefox prefs that stop background traffic (captive portal, Safe Browsing, remote settings,
-/// telemetry, MITM priming), so every connection the server sees comes from the scenario.
-fn prefs(knobs: &Knobs) -> serde_json::Map<String, Value> {
-    let mut prefs = serde_json::Map::new();
-    for (k, v) in [
-        ("security.dialog_enable_delay", json!(0)),
-        ("network.captive-portal-service.enabled", json!(false)),
-        ("network.connectivity-service.enabled", json!(false)),
-        ("network.trr.mode", json!(5)),
-        ("network.dns.disablePrefetch", json!(true)),
-        ("network.prefetch-next", json!(false)),
-        ("browser.safebrowsing.malware.enabled", json!(false)),
-        ("browser.safebrowsing.phishing.enabled", json!(false)),
-        ("browser.safebrowsing.downloads.enabled", json!(false)),
-        ("browser.safebrowsing.blockedURIs.enabled", json!(false)),
-        ("browser.safebrowsing.provider.mozilla.updateURL", json!("")),
-        ("browser.safebrowsing.provider.google4.updateURL", json!("")),
-        ("security.certerrors.mitm.priming.enabled", json!(false)),
+/// telemetry, MITM priming), so every connection the server sees comes from the scenario; then
+/// the scenario's prefs, which win over these (and are recorded on the cell).
+fn prefs(knobs: &Knobs) -> BTreeMap<String, PrefValue> {
+    use PrefValue::{Bool, Int, String as Str};
+    let mut prefs: BTreeMap<String, PrefValue> = [
+        ("security.dialog_enable_delay", Int(0)),
+        ("network.captive-portal-service.enabled", Bool(false)),
+        ("network.connectivity-service.enabled", Bool(false)),
+        ("network.trr.mode", Int(5)),
+        ("network.dns.disablePrefetch", Bool(true)),
+        ("network.prefetch-next", Bool(false)),
+        ("browser.safebrowsing.malware.enabled", Bool(false)),
+        ("browser.safebrowsing.phishing.enabled", Bool(false)),
+        ("browser.safebrowsing.downloads.enabled", Bool(false)),
+        ("browser.safebrowsing.blockedURIs.enabled", Bool(false)),
+        (
+            "browser.safebrowsing.provider.mozilla.updateURL",
+            Str(String::new()),
+        ),
+        (
+            "browser.safebrowsing.provider.google4.updateURL",
+            Str(String::new()),
+        ),
+        ("security.certerrors.mitm.priming.enabled", Bool(false)),
         (
             "security.certerrors.mitm.auto_enable_enterprise_roots",
-            json!(false),
+            Bool(false),
         ),
-        ("security.enterprise_roots.enabled", json!(false)),
+        ("security.enterprise_roots.enabled", Bool(false)),
         (
             "security.remote_settings.crlite_filters.enabled",
-            json!(false),
+            Bool(false),
         ),
         (
             "security.remote_settings.intermediates.enabled",
-            json!(false),
+            Bool(false),
         ),
-        ("security.OCSP.enabled", json!(0)),
+        ("security.OCSP.enabled", Int(0)),
         (
             "services.settings.server",
-            json!("data:,#remote-settings-dummy/v1"),
+            Str("data:,#remote-settings-dummy/v1".into()),
         ),
-        ("datareporting.policy.dataSubmissionEnabled", json!(false)),
-        ("datareporting.healthreport.uploadEnabled", json!(false)),
-        ("toolkit.telemetry.enabled", json!(false)),
-        ("browser.newtabpage.enabled", json!(false)),
-        ("browser.startup.page", json!(0)),
-        ("browser.region.network.url", json!("")),
-        ("geo.provider.network.url", json!("")),
-        ("extensions.update.enabled", json!(false)),
-        ("extensions.getAddons.cache.enabled", json!(false)),
-        ("app.update.auto", json!(false)),
-        ("network.http.http3.enable", json!(false)),
-    ] {
-        prefs.insert(k.into(), v);
+        ("datareporting.policy.dataSubmissionEnabled", Bool(false)),
+        ("datareporting.healthreport.uploadEnabled", Bool(false)),
+        ("toolkit.telemetry.enabled", Bool(false)),
+        ("browser.newtabpage.enabled", Bool(false)),
+        ("browser.startup.page", Int(0)),
+        ("browser.region.network.url", Str(String::new())),
+        ("geo.provider.network.url", Str(String::new())),
+        ("extensions.update.enabled", Bool(false)),
+        ("extensions.getAddons.cache.enabled", Bool(false)),
+        ("app.update.auto", Bool(false)),
+        ("network.http.http3.enable", Bool(false)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    prefs.extend(knobs.firefox_prefs());
+    prefs
+}
+
+/// `prefs` as `user.js`: one `user_pref(name, value);` line each, sorted by name.
+fn user_js(prefs: &BTreeMap<String, PrefValue>) -> String {
+    prefs
+        .iter()
+        .map(|(name, value)| {
+            let value = match value {
+                PrefValue::Bool(b) => b.to_string(),
+                PrefValue::Int(n) => n.to_string(),
+                PrefValue::String(s) => pref_string(s),
+            };
+            format!("user_pref({}, {value});\n", pref_string(name))
+        })
+        .collect()
+}
+
+/// A string literal of Firefox's prefs parser (`modules/libpref/parser`): in double quotes,
+/// with `\` and `"` escaped, and line breaks escaped too although a scenario cannot write them
+/// (control characters are rejected when the scenario is read), so that no value can end the
+/// literal or the line and start a pref of its own. Other characters are written as UTF-8, as
+/// the parser reads them.
+fn pref_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
     }
-    if let Some(limit) = knobs.speculative_parallel_limit {
-        prefs.insert(
-            "network.http.speculative-parallel-limit".into(),
-            json!(limit),
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::browser::{BrowserKind, home_and_profile, tests::*};
+
+    #[test]
+    fn the_prefs_table_is_written_to_user_js_escaped_and_over_the_harness_prefs() {
+        let dir = tempfile::tempdir().unwrap();
+        let knobs = every_knob();
+        let user_js = with_plan(BrowserKind::Firefox, &knobs, dir.path(), |plan| {
+            let (_, profile) = home_and_profile(plan.dir);
+            std::fs::create_dir_all(&profile).unwrap();
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(Firefox.prepare_profile(plan, &profile))
+                .unwrap();
+            std::fs::read_to_string(profile.join("user.js")).unwrap()
+        });
+        let knob_lines = [
+            r#"user_pref("network.http.happy_eyeballs_enabled", true);"#,
+            // The scenario's value replaces the harness's 5.
+            r#"user_pref("network.trr.mode", 0);"#,
+            r#"user_pref("x.quote", "a\"b\\c'); user_pref(\"y\", 1");"#,
+            r#"user_pref("x.utf8", "é");"#,
+        ];
+        for line in knob_lines {
+            assert_eq!(
+                user_js.lines().filter(|l| *l == line).count(),
+                1,
+                "{line} in:\n{user_js}"
+            );
+        }
+        assert!(!user_js.contains("\"network.trr.mode\", 5"), "{user_js}");
+        // Every line is one call: nothing a value holds can start a second.
+        assert!(
+            user_js
+                .lines()
+                .all(|l| l.starts_with("user_pref(\"") && l.ends_with(");")),
+            "{user_js}"
+        );
+        assert_eq!(user_js.lines().count(), prefs(&Knobs::default()).len() + 3);
+        assert_eq!(Firefox.knob_settings(&knobs), knob_lines);
+        // Firefox takes none of Chromium's knobs.
+        let caps = with_plan(BrowserKind::Firefox, &knobs, dir.path(), |plan| {
+            Firefox.capabilities(plan)
+        });
+        assert!(!serde_json::to_string(&caps).unwrap().contains("features"));
+    }
+
+    #[test]
+    fn the_old_knob_and_the_table_write_the_same_line() {
+        let old = Knobs {
+            speculative_parallel_limit: Some(0),
+            ..Knobs::default()
+        };
+        let table: Knobs =
+            toml::from_str("[firefox-prefs]\n\"network.http.speculative-parallel-limit\" = 0\n")
+                .unwrap();
+        assert_eq!(user_js(&prefs(&old)), user_js(&prefs(&table)));
+        assert_eq!(
+            Firefox.knob_settings(&old),
+            [r#"user_pref("network.http.speculative-parallel-limit", 0);"#]
         );
     }
-    prefs
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use certs::{CertBundle, CertFiles};
 use fantoccini::{Client, ClientBuilder};
 use model::{ClientLogSource, ConnectionRecord, Knobs, PAGE_TITLE, TrustMode};
-use results::ClientLog;
+use results::{CellResult, ClientLog};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -171,9 +171,16 @@ pub trait Browser: Send + Sync {
         Box::pin(read_error_page(client, title))
     }
 
-    /// The knobs' features this engine switches on, as the cell records them
-    /// (`chromium_features`). None by default: that knob is Chromium's.
-    fn enabled_features(&self, knobs: &Knobs) -> Vec<&'static str> {
+    /// Records on `cell` what the scenario's `knobs` change in this browser (the engine's own
+    /// fields: `chromium_features`, `chromium_disabled_features`, `firefox_prefs`). Nothing by
+    /// default: an engine ignores knobs that are not its own.
+    fn record_knobs(&self, knobs: &Knobs, cell: &mut CellResult) {
+        let _ = (knobs, cell);
+    }
+
+    /// Each of the `knobs` this browser applies, exactly as it gets it (an argument, a
+    /// capability, a `user.js` line), for the run's environment. Empty by default.
+    fn knob_settings(&self, knobs: &Knobs) -> Vec<String> {
         let _ = knobs;
         Vec::new()
     }
@@ -728,6 +735,45 @@ fn gzip(path: &Path) -> std::io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A trial's plan for the engine tests, its folder in `dir`: nothing is started.
+    pub(super) fn with_plan<T>(
+        kind: BrowserKind,
+        knobs: &Knobs,
+        dir: &Path,
+        f: impl FnOnce(&SessionPlan<'_>) -> T,
+    ) -> T {
+        let cert = CertBundle::generate(certs::CertKind::SelfSigned).unwrap();
+        let cert_files = cert.write_to(&dir.join("certs")).unwrap();
+        let binaries = BrowserBinaries {
+            browser: "/opt/browser".into(),
+            driver: "/opt/driver".into(),
+        };
+        f(&SessionPlan {
+            kind,
+            binaries: &binaries,
+            trust: TrustMode::ClickThrough,
+            cert: &cert,
+            cert_files: &cert_files,
+            knobs,
+            dir,
+        })
+    }
+
+    /// Knobs of every kind, with names at the edge of what the checks let through.
+    pub(super) fn every_knob() -> Knobs {
+        let toml = r#"
+            network-prediction-options = 2
+            chromium-features = ["HappyEyeballsV3", { unlisted = "Preview_2" }, { unlisted = "Translate" }]
+            chromium-disabled-features = [{ unlisted = "Other" }]
+            [firefox-prefs]
+            "network.http.happy_eyeballs_enabled" = true
+            "network.trr.mode" = 0
+            "x.quote" = '''a"b\c'); user_pref("y", 1'''
+            "x.utf8" = "é"
+        "#;
+        toml::from_str(toml).unwrap()
+    }
 
     #[test]
     fn every_engine_is_named_alike_in_files_messages_and_code() {

@@ -200,6 +200,7 @@ pub(super) fn environment(binaries: &Binaries) -> Environment {
         ended_at: None,
         browsers: tool_versions(binaries),
         chromium_netlog: None,
+        scenario_knobs: BTreeMap::new(),
         backends: BackendName::ALL
             .iter()
             .map(|b| (b.as_str().to_owned(), b.backend().library_version()))

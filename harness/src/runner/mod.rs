@@ -176,6 +176,24 @@ fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// Writes each scenario's knobs into the environment, per browser, as the browser gets them.
+fn record_knob_settings(cells: &[Cell], results: &mut RunResults) {
+    for cell in cells {
+        let settings = cell
+            .browser
+            .engine()
+            .knob_settings(&cell.scenario.file.knobs);
+        if !settings.is_empty() {
+            results
+                .environment
+                .scenario_knobs
+                .entry(cell.scenario.name.clone())
+                .or_default()
+                .insert(cell.browser.as_str().to_owned(), settings);
+        }
+    }
+}
+
 /// Why a cell is not run at all, if it is not.
 fn precheck(cell: &Cell, plan: &RunPlan) -> Option<CellStatus> {
     if let Err(reason) = cell.browser.engine().supports(cell.scenario.file.trust) {
@@ -208,6 +226,7 @@ pub async fn run_with(
 ) -> RunResults {
     let cells = cells(&plan);
     results.cells_requested = cells.len();
+    record_knob_settings(&cells, &mut results);
     let trials: u64 = cells.iter().map(|c| u64::from(c.repeat)).sum();
     let mut run = Assembly {
         results,
@@ -229,21 +248,13 @@ pub async fn run_with(
     let mut outstanding = 0usize;
     for (i, cell) in cells.iter().enumerate() {
         let f = &cell.scenario.file;
-        let mut result = CellResult {
-            chromium_features: cell
-                .browser
-                .engine()
-                .enabled_features(&f.knobs)
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
-            ..CellResult::new(
-                cell.key(),
-                f.cert.as_str(),
-                f.trust.as_str(),
-                f.connection.as_str(),
-            )
-        };
+        let mut result = CellResult::new(
+            cell.key(),
+            f.cert.as_str(),
+            f.trust.as_str(),
+            f.connection.as_str(),
+        );
+        cell.browser.engine().record_knobs(&f.knobs, &mut result);
         if let Some(status) = precheck(cell, &plan) {
             result.status = status;
             run.finish(result, cell, u64::from(cell.repeat));

@@ -206,6 +206,10 @@ pub(super) fn finding_sections(results: &RunResults) -> Vec<(&'static str, Vec<S
     };
     [
         (
+            "Browser settings the scenario changed (its knobs; every other cell runs the browser's defaults)",
+            knob_lines(results),
+        ),
+        (
             "Trials without the page (⚑k/n: the step's number is over the k trials that showed it)",
             each(without_page_lines),
         ),
@@ -225,6 +229,45 @@ pub(super) fn finding_sections(results: &RunResults) -> Vec<(&'static str, Vec<S
     .into_iter()
     .filter(|(_, lines)| !lines.is_empty())
     .collect()
+}
+
+/// `- preview-happy-eyeballs-v3 on chromium: features on HappyEyeballsV3`, once per scenario
+/// and browser whose cells record knobs.
+pub(super) fn knob_lines(results: &RunResults) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in &results.cells {
+        let mut parts = Vec::new();
+        if !c.chromium_features.is_empty() {
+            parts.push(format!("features on {}", c.chromium_features.join(", ")));
+        }
+        if !c.chromium_disabled_features.is_empty() {
+            parts.push(format!(
+                "features off {}",
+                c.chromium_disabled_features.join(", ")
+            ));
+        }
+        if !c.firefox_prefs.is_empty() {
+            let prefs: Vec<String> = c
+                .firefox_prefs
+                .iter()
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect();
+            parts.push(format!("prefs {}", prefs.join(", ")));
+        }
+        if parts.is_empty() {
+            continue;
+        }
+        let line = format!(
+            "- {} on {}: {}",
+            c.key.scenario,
+            c.key.browser,
+            parts.join("; ")
+        );
+        if !out.contains(&line) {
+            out.push(line);
+        }
+    }
+    out
 }
 
 /// `Teardown: 3 connections, 1 failed handshake in 306 trials.` — always printed, so a reader
