@@ -589,8 +589,8 @@ fn the_nightly_promotes_only_what_the_gate_accepts_and_keeps_the_baseline_alive(
     );
     assert_eq!(
         text.matches("retention-days: 90").count(),
-        2,
-        "the baseline's expiry is explicit where it is uploaded"
+        3,
+        "the expiry of the baseline (two uploads) and of the channels' history is explicit"
     );
 }
 
