@@ -256,8 +256,15 @@ class Runner:
         store = self.args.store
         if action == "actions/checkout":
             # The checkout's files, as a clone of this commit would have them.
-            shutil.copytree(self.args.repo, ws, symlinks=True, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("target", ".deps", "results/runs"))
+            # Only the top-level build folders are left out: a source folder may be named
+            # `target` too (harness/src/target).
+            repo = os.path.abspath(self.args.repo)
+            skip = {repo: {"target", ".deps"}, os.path.join(repo, "results"): {"runs"}}
+
+            def ignore(src, names):
+                return skip.get(os.path.abspath(src), set()) & set(names)
+
+            shutil.copytree(self.args.repo, ws, symlinks=True, dirs_exist_ok=True, ignore=ignore)
             return True
         if action in ("dtolnay/rust-toolchain", "Swatinem/rust-cache"):
             return True
