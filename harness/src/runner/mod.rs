@@ -348,6 +348,24 @@ mod tests {
 
     use super::*;
 
+    /// A plan of one scenario with every selection left to it, one job at a time.
+    fn plan(scenario: Scenario, out: PathBuf, binaries: Binaries) -> RunPlan {
+        RunPlan {
+            scenarios: vec![scenario],
+            backends: Vec::new(),
+            browsers: Vec::new(),
+            tls: Vec::new(),
+            repeat: None,
+            jobs: 1,
+            out,
+            binaries,
+            quiet: Duration::from_millis(1),
+            keep_profiles: false,
+            server_port: None,
+            only: None,
+        }
+    }
+
     /// Remembers what it heard, and where the cell was when it heard it.
     struct Heard<'a>(&'a mut Vec<String>);
 
@@ -385,23 +403,14 @@ mod tests {
             kind: BrowserKind::Chromium,
             label: Some(Label::parse(label).unwrap()),
         };
-        let mut plan = RunPlan {
-            scenarios: vec![scenario],
-            backends: Vec::new(),
-            browsers: Vec::new(),
-            tls: Vec::new(),
-            repeat: None,
-            jobs: 1,
-            out: PathBuf::from("/nonexistent"),
-            binaries: vec![
+        let mut plan = plan(
+            scenario,
+            PathBuf::from("/nonexistent"),
+            vec![
                 (build("stable"), Err("missing".into())),
                 (build("candidate"), Err("missing".into())),
             ],
-            quiet: Duration::from_millis(1),
-            keep_profiles: false,
-            server_port: None,
-            only: None,
-        };
+        );
         let names = |plan: &RunPlan| {
             cells(plan)
                 .iter()
@@ -440,20 +449,7 @@ mod tests {
         let text = "description = \"d\"\ncert = \"self-signed\"\ntrust = \"ignore-flag\"\nconnection = \"close\"\nsteps = [\"visit\"]\nbrowsers = [\"firefox\"]\nbackends = [\"rustls\", \"openssl\"]\ntls = [\"1.3\"]\nrepeat = 2\n";
         let scenario = Scenario::parse(Path::new("scenarios/flag.toml"), text).expect("valid");
         let out = tempfile::tempdir().unwrap();
-        let plan = RunPlan {
-            scenarios: vec![scenario],
-            backends: Vec::new(),
-            browsers: Vec::new(),
-            tls: Vec::new(),
-            repeat: None,
-            jobs: 1,
-            out: out.path().to_owned(),
-            binaries: Vec::new(),
-            quiet: Duration::from_millis(1),
-            keep_profiles: false,
-            server_port: None,
-            only: None,
-        };
+        let plan = plan(scenario, out.path().to_owned(), Vec::new());
         let empty = RunResults {
             schema_version: results::SCHEMA_VERSION,
             environment: Default::default(),
