@@ -30,7 +30,7 @@ apt_update_once() {
 
 # --- Debian packages -------------------------------------------------------------------------
 packages=(build-essential pkg-config libssl-dev ca-certificates curl xz-utils
-  chromium chromium-driver firefox-esr libnss3-tools openssl python3-yaml)
+  chromium chromium-driver firefox-esr libnss3-tools openssl python3-yaml tshark)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -38,6 +38,9 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   apt_update_once
+  # tshark's package asks whether non-root users may capture; nothing here captures live (the
+  # tests only read files), so answer no without a prompt.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 

@@ -8,6 +8,7 @@
 #define MBEDTLS_ALLOW_PRIVATE_ACCESS
 
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,9 +42,18 @@ typedef struct hm_server {
     int resumption;
 } hm_server;
 
+/* The byte tap (see src/tap.rs): direction 0 = received from the client, 1 = sent to it; n >= 0
+ * bytes (0 received: the client's FIN), n < 0: -errno of a failed call. */
+typedef void (*hm_tap_io_fn)(void *tap, int direction, const unsigned char *buf, long n);
+/* One NSS key log line, NUL-terminated, without a line break. */
+typedef void (*hm_tap_key_fn)(void *tap, const char *line);
+
 typedef struct hm_conn {
     mbedtls_ssl_context ssl;
     int fd;
+    hm_tap_io_fn tap_io;
+    hm_tap_key_fn tap_key;
+    void *tap;
     int os_errno;
     /* The last bytes received, to read an alert that arrived in plaintext. */
     unsigned char tail[16];
@@ -88,10 +98,12 @@ static int recv_cb(void *ctx, unsigned char *buf, size_t len) {
         ssize_t n = recv(c->fd, buf, len, 0);
         if (n >= 0) {
             remember(c, buf, (size_t)n);
+            if (c->tap_io != NULL && len > 0) c->tap_io(c->tap, 0, buf, (long)n);
             return (int)n;
         }
         if (errno == EINTR) continue;
         c->os_errno = errno;
+        if (c->tap_io != NULL) c->tap_io(c->tap, 0, NULL, -(long)errno);
         if (errno == EAGAIN || errno == EWOULDBLOCK) return MBEDTLS_ERR_SSL_TIMEOUT;
         if (errno == ECONNRESET || errno == EPIPE) return MBEDTLS_ERR_NET_CONN_RESET;
         return MBEDTLS_ERR_NET_RECV_FAILED;
@@ -102,9 +114,13 @@ static int send_cb(void *ctx, const unsigned char *buf, size_t len) {
     hm_conn *c = ctx;
     for (;;) {
         ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
-        if (n >= 0) return (int)n;
+        if (n >= 0) {
+            if (c->tap_io != NULL) c->tap_io(c->tap, 1, buf, (long)n);
+            return (int)n;
+        }
         if (errno == EINTR) continue;
         c->os_errno = errno;
+        if (c->tap_io != NULL) c->tap_io(c->tap, 1, NULL, -(long)errno);
         if (errno == EAGAIN || errno == EWOULDBLOCK) return MBEDTLS_ERR_SSL_TIMEOUT;
         if (errno == ECONNRESET || errno == EPIPE) return MBEDTLS_ERR_NET_CONN_RESET;
         return MBEDTLS_ERR_NET_SEND_FAILED;
@@ -197,13 +213,47 @@ void hm_server_free(hm_server *s) {
     free(s);
 }
 
-hm_conn *hm_conn_new(hm_server *s, int fd, int *err_out) {
+/* Secrets as NSS key log lines, with the labels of Mbed TLS's own programs/ssl/ssl_server2.c
+ * (nss_keylog_export): the TLS 1.2 master secret needs the client random to be found. */
+static void export_keys(void *p, mbedtls_ssl_key_export_type type, const unsigned char *secret,
+                        size_t secret_len, const unsigned char client_random[32],
+                        const unsigned char server_random[32], mbedtls_tls_prf_types prf) {
+    (void)server_random;
+    (void)prf;
+    hm_conn *c = p;
+    const char *label = NULL;
+    switch (type) {
+    case MBEDTLS_SSL_KEY_EXPORT_TLS12_MASTER_SECRET: label = "CLIENT_RANDOM"; break;
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
+    case MBEDTLS_SSL_KEY_EXPORT_TLS1_3_CLIENT_EARLY_SECRET: label = "CLIENT_EARLY_TRAFFIC_SECRET"; break;
+    case MBEDTLS_SSL_KEY_EXPORT_TLS1_3_EARLY_EXPORTER_SECRET: label = "EARLY_EXPORTER_SECRET"; break;
+    case MBEDTLS_SSL_KEY_EXPORT_TLS1_3_CLIENT_HANDSHAKE_TRAFFIC_SECRET: label = "CLIENT_HANDSHAKE_TRAFFIC_SECRET"; break;
+    case MBEDTLS_SSL_KEY_EXPORT_TLS1_3_SERVER_HANDSHAKE_TRAFFIC_SECRET: label = "SERVER_HANDSHAKE_TRAFFIC_SECRET"; break;
+    case MBEDTLS_SSL_KEY_EXPORT_TLS1_3_CLIENT_APPLICATION_TRAFFIC_SECRET: label = "CLIENT_TRAFFIC_SECRET_0"; break;
+    case MBEDTLS_SSL_KEY_EXPORT_TLS1_3_SERVER_APPLICATION_TRAFFIC_SECRET: label = "SERVER_TRAFFIC_SECRET_0"; break;
+#endif
+    }
+    if (label == NULL || c->tap_key == NULL || secret_len > 64) return;
+    char line[64 + 1 + 64 + 1 + 128 + 1];
+    size_t at = (size_t)snprintf(line, sizeof line, "%s ", label);
+    for (size_t i = 0; i < 32; i++) at += (size_t)snprintf(line + at, sizeof line - at, "%02x", client_random[i]);
+    line[at++] = ' ';
+    for (size_t i = 0; i < secret_len; i++) at += (size_t)snprintf(line + at, sizeof line - at, "%02x", secret[i]);
+    line[at] = 0;
+    c->tap_key(c->tap, line);
+}
+
+hm_conn *hm_conn_new(hm_server *s, int fd, hm_tap_io_fn tap_io, hm_tap_key_fn tap_key, void *tap,
+                     int *err_out) {
     hm_conn *c = calloc(1, sizeof *c);
     if (c == NULL) {
         *err_out = MBEDTLS_ERR_SSL_ALLOC_FAILED;
         return NULL;
     }
     c->fd = fd;
+    c->tap_io = tap_io;
+    c->tap_key = tap_key;
+    c->tap = tap;
     mbedtls_ssl_init(&c->ssl);
     int ret = mbedtls_ssl_setup(&c->ssl, &s->conf);
     if (ret != 0) {
@@ -214,6 +264,7 @@ hm_conn *hm_conn_new(hm_server *s, int fd, int *err_out) {
     }
     mbedtls_ssl_set_user_data_p(&c->ssl, c);
     mbedtls_ssl_set_bio(&c->ssl, c, send_cb, recv_cb, NULL);
+    if (tap_key != NULL) mbedtls_ssl_set_export_keys_cb(&c->ssl, export_keys, c);
     *err_out = 0;
     return c;
 }

@@ -14,9 +14,9 @@ pub mod mbedtls_backend;
 pub mod openssl_backend;
 pub mod rustls_backend;
 mod server;
+mod tap;
 
 use std::fmt;
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::log::ConnectionLog;
 pub use crate::server::{ListenQueue, RunningServer, start};
+pub use crate::tap::Wire;
 
 /// A TLS server library.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -188,6 +189,10 @@ pub struct ServerSpec {
     /// The loopback port to listen on; `None` takes a free one. A fixed port that is taken
     /// fails the start with [`BackendError::PortInUse`].
     pub port: Option<u16>,
+    /// Where every connection's bytes (both directions, as the server saw them) and the TLS
+    /// key log go, for the trial's capture file; `None` records nothing. Only what a server
+    /// holds in memory until it stops, so a long-running server leaves it off.
+    pub capture: Option<Arc<capture::Recorder>>,
 }
 
 impl ServerSpec {
@@ -209,6 +214,7 @@ impl ServerSpec {
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             port: None,
+            capture: None,
         }
     }
 }
@@ -306,10 +312,11 @@ pub trait TlsBackend: Send + Sync {
 
 /// A configured server context that runs the server side of handshakes.
 pub trait Acceptor: Send + Sync {
-    /// Runs one handshake on `tcp`, blocking (the socket's read timeout bounds it).
+    /// Runs one handshake over `wire`, blocking (the socket's read timeout bounds it). All
+    /// I/O goes through `wire` (or is reported to its tap), so that the capture sees it.
     ///
     /// On failure, the [`Cause`] says why and `backend_code` keeps the library's own code.
-    fn accept(&self, tcp: TcpStream) -> Result<Box<dyn TlsSession>, HandshakeFailure>;
+    fn accept(&self, wire: Wire) -> Result<Box<dyn TlsSession>, HandshakeFailure>;
 }
 
 /// An established TLS connection.

@@ -5,15 +5,16 @@
 //! (invalid MAC) with the alert read from the record header; with TLS 1.2 often a reset
 //! (-0x0050, `MBEDTLS_ERR_NET_CONN_RESET`).
 
-use std::ffi::{CStr, CString, c_char, c_int, c_uchar};
+use std::ffi::{CStr, CString, c_char, c_int, c_long, c_uchar, c_void};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use crate::iana::{cipher_suite_name, normalise_version};
+use crate::tap::Tap;
 use crate::{
     Acceptor, BackendError, BackendName, HandshakeFailure, ServerSpec, TlsBackend, TlsSession,
-    TlsVersion,
+    TlsVersion, Wire,
 };
 use model::{Cause, SessionInfo};
 
@@ -38,7 +39,14 @@ unsafe extern "C" {
         err: *mut c_int,
     ) -> *mut HmServer;
     fn hm_server_free(s: *mut HmServer);
-    fn hm_conn_new(s: *mut HmServer, fd: c_int, err: *mut c_int) -> *mut HmConn;
+    fn hm_conn_new(
+        s: *mut HmServer,
+        fd: c_int,
+        tap_io: Option<TapIoFn>,
+        tap_key: Option<TapKeyFn>,
+        tap: *const c_void,
+        err: *mut c_int,
+    ) -> *mut HmConn;
     fn hm_conn_free(c: *mut HmConn);
     fn hm_conn_handshake(c: *mut HmConn) -> c_int;
     fn hm_conn_alert(c: *mut HmConn, ret: c_int, level: *mut c_uchar, desc: *mut c_uchar) -> c_int;
@@ -50,6 +58,37 @@ unsafe extern "C" {
     fn hm_conn_suite_name(c: *mut HmConn) -> *const c_char;
     fn hm_conn_sni(c: *mut HmConn) -> *const c_char;
     fn hm_conn_alpn(c: *mut HmConn) -> *const c_char;
+}
+
+type TapIoFn = unsafe extern "C" fn(tap: *const c_void, direction: c_int, buf: *const u8, n: c_long);
+type TapKeyFn = unsafe extern "C" fn(tap: *const c_void, line: *const c_char);
+
+/// The shim's recv/send, reported to the connection's tap (`hm_tap_io_fn` in the shim).
+unsafe extern "C" fn tap_io(tap: *const c_void, direction: c_int, buf: *const u8, n: c_long) {
+    // SAFETY: `tap` is the `Arc<Tap>` the session holds for as long as the connection lives.
+    let tap = unsafe { &*tap.cast::<Tap>() };
+    if n < 0 {
+        let err = std::io::Error::from_raw_os_error(-n as i32);
+        tap.failed(&err);
+        return;
+    }
+    let bytes = if n == 0 {
+        &[][..]
+    } else {
+        // SAFETY: the shim passes the buffer recv/send just used, valid for `n` bytes.
+        unsafe { std::slice::from_raw_parts(buf, n as usize) }
+    };
+    match direction {
+        0 => tap.received(bytes, false),
+        _ => tap.sent(bytes),
+    }
+}
+
+/// One key log line from the shim's export-keys callback (`hm_tap_key_fn`).
+unsafe extern "C" fn tap_key(tap: *const c_void, line: *const c_char) {
+    // SAFETY: as in `tap_io`; the shim passes a NUL-terminated line.
+    let (tap, line) = unsafe { (&*tap.cast::<Tap>(), CStr::from_ptr(line)) };
+    tap.key_log_line(&line.to_string_lossy());
 }
 
 // Error codes from mbedtls/ssl.h and mbedtls/net_sockets.h (stable across 3.x).
@@ -145,9 +184,10 @@ struct MbedtlsAcceptor {
 
 struct MbedtlsSession {
     conn: *mut HmConn,
-    // Field order matters: the connection must be freed before the socket closes and before
-    // the server config it points into.
+    // Field order matters: the connection must be freed before the socket closes, before the
+    // tap it reports to and before the server config it points into.
     _tcp: TcpStream,
+    _tap: Option<Arc<Tap>>,
     _server: Arc<ServerHandle>,
 }
 // SAFETY: a session is used by one thread at a time (it moves into its worker).
@@ -185,10 +225,16 @@ impl MbedtlsSession {
 }
 
 impl Acceptor for MbedtlsAcceptor {
-    fn accept(&self, tcp: TcpStream) -> Result<Box<dyn TlsSession>, HandshakeFailure> {
+    fn accept(&self, wire: Wire) -> Result<Box<dyn TlsSession>, HandshakeFailure> {
+        let (tcp, tap) = wire.into_parts();
+        let (io, key, tap_ptr): (Option<TapIoFn>, Option<TapKeyFn>, *const c_void) = match &tap {
+            Some(t) => (Some(tap_io), Some(tap_key), Arc::as_ptr(t).cast()),
+            None => (None, None, std::ptr::null()),
+        };
         let mut err = 0;
-        // SAFETY: the server handle is live; the fd stays open for the session's lifetime.
-        let conn = unsafe { hm_conn_new(self.server.0, tcp.as_raw_fd(), &mut err) };
+        // SAFETY: the server handle is live; the fd and the tap stay alive for the session's
+        // lifetime (both are fields of the session, dropped after the connection is freed).
+        let conn = unsafe { hm_conn_new(self.server.0, tcp.as_raw_fd(), io, key, tap_ptr, &mut err) };
         if conn.is_null() {
             return Err(HandshakeFailure {
                 cause: Cause::Error {
@@ -200,6 +246,7 @@ impl Acceptor for MbedtlsAcceptor {
         let session = MbedtlsSession {
             conn,
             _tcp: tcp,
+            _tap: tap,
             _server: self.server.clone(),
         };
         // SAFETY: conn is live.

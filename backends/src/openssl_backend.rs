@@ -7,7 +7,6 @@
 
 use std::cell::Cell;
 use std::io::Write;
-use std::net::TcpStream;
 use std::os::raw::c_int;
 use std::sync::Arc;
 
@@ -22,7 +21,7 @@ use openssl_sys::{SSL, SSL_CTX};
 use crate::iana::{cipher_suite_name, normalise_version};
 use crate::{
     Acceptor, BackendError, BackendName, HandshakeFailure, ServerSpec, TlsBackend, TlsSession,
-    TlsVersion, io_cause,
+    TlsVersion, Wire, io_cause,
 };
 use model::{Cause, SessionInfo};
 
@@ -103,6 +102,9 @@ impl TlsBackend for OpensslBackend {
             b.set_options(SslOptions::NO_TICKET);
             b.set_num_tickets(0).map_err(config_err)?;
         }
+        if let Some(recorder) = spec.capture.clone() {
+            b.set_keylog_callback(move |_, line| recorder.key_log_line(line));
+        }
         // SAFETY: the context pointer is valid for the builder's lifetime; the callback is a
         // plain function that only touches a thread-local.
         unsafe { SSL_CTX_set_info_callback(b.as_ptr(), Some(info_callback)) };
@@ -159,7 +161,7 @@ fn classify(error: &openssl::ssl::Error) -> HandshakeFailure {
 }
 
 impl Acceptor for OpensslAcceptor {
-    fn accept(&self, tcp: TcpStream) -> Result<Box<dyn TlsSession>, HandshakeFailure> {
+    fn accept(&self, tcp: Wire) -> Result<Box<dyn TlsSession>, HandshakeFailure> {
         LAST_READ_ALERT.with(|a| a.set(None));
         match self.acceptor.accept(tcp) {
             Ok(stream) => Ok(Box::new(OpensslSession { stream })),
@@ -179,7 +181,7 @@ impl Acceptor for OpensslAcceptor {
 }
 
 struct OpensslSession {
-    stream: SslStream<TcpStream>,
+    stream: SslStream<Wire>,
 }
 
 impl TlsSession for OpensslSession {

@@ -1,18 +1,17 @@
 //! rustls (ring provider), blocking I/O.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache};
-use rustls::{ServerConfig, ServerConnection};
+use rustls::{KeyLog, ServerConfig, ServerConnection};
 
 use crate::iana::cipher_suite_name;
 use crate::{
     Acceptor, BackendError, BackendName, HandshakeFailure, ServerSpec, TlsBackend, TlsSession,
-    TlsVersion, io_cause,
+    TlsVersion, Wire, io_cause,
 };
 use model::{AlertLevel, Cause, SessionInfo};
 
@@ -63,6 +62,9 @@ impl TlsBackend for RustlsBackend {
             .with_single_cert(chain, key)
             .map_err(config_err)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        if let Some(recorder) = &spec.capture {
+            config.key_log = Arc::new(RecorderKeyLog(recorder.clone()));
+        }
         if spec.resumption {
             config.session_storage = ServerSessionMemoryCache::new(1024);
             config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(config_err)?;
@@ -73,6 +75,16 @@ impl TlsBackend for RustlsBackend {
         Ok(Arc::new(RustlsAcceptor {
             config: Arc::new(config),
         }))
+    }
+}
+
+/// rustls's secrets, as key log lines, into the trial's capture.
+#[derive(Debug)]
+struct RecorderKeyLog(Arc<capture::Recorder>);
+
+impl KeyLog for RecorderKeyLog {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        self.0.key_log_secret(label, client_random, secret);
     }
 }
 
@@ -107,7 +119,7 @@ fn failure(err: &std::io::Error) -> HandshakeFailure {
 }
 
 impl Acceptor for RustlsAcceptor {
-    fn accept(&self, mut tcp: TcpStream) -> Result<Box<dyn TlsSession>, HandshakeFailure> {
+    fn accept(&self, mut tcp: Wire) -> Result<Box<dyn TlsSession>, HandshakeFailure> {
         let mut conn =
             ServerConnection::new(self.config.clone()).map_err(|e| HandshakeFailure {
                 cause: Cause::Error {
@@ -128,7 +140,7 @@ impl Acceptor for RustlsAcceptor {
 
 struct RustlsSession {
     conn: ServerConnection,
-    tcp: TcpStream,
+    tcp: Wire,
 }
 
 impl TlsSession for RustlsSession {

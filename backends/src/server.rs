@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::http::{ResponseStyle, serve_as};
 use crate::log::ConnectionLog;
+use crate::tap::{Tap, Wire};
 use crate::{Acceptor, BackendError, BackendName, Concurrency, ConnectionPolicy, ServerSpec};
 use model::{Cause, ConnectionRecord, Ending, Outcome, ServerFault, SessionInfo};
 
@@ -30,6 +31,7 @@ pub struct RunningServer {
     serial: Option<JoinHandle<()>>,
     watchdog: Option<JoinHandle<()>>,
     concurrency: Concurrency,
+    capture: Option<Arc<capture::Recorder>>,
 }
 
 /// A listener's accept queue, as the kernel reports it (`TCP_INFO` on the listening socket).
@@ -117,6 +119,7 @@ pub fn start(
         workers: Mutex::new(Vec::new()),
     });
     let concurrency = spec.concurrency;
+    let capture = spec.capture.clone();
     let ctx = Context {
         log: log.clone(),
         shared: shared.clone(),
@@ -135,6 +138,7 @@ pub fn start(
         serial: None,
         watchdog: None,
         concurrency,
+        capture,
     };
     server.watchdog = Some({
         let shared = shared.clone();
@@ -490,7 +494,28 @@ fn handle_connection(
     let _ = tcp.set_read_timeout(Some(spec.handshake_timeout));
     let _ = tcp.set_write_timeout(Some(spec.handshake_timeout));
     let control = tcp.try_clone().ok();
-    let mut session = match acceptor.accept(tcp) {
+    let tap = spec.capture.as_ref().and_then(|recorder| {
+        let conversation = capture::Conversation::new(
+            record.id,
+            tcp.peer_addr().ok()?,
+            tcp.local_addr().ok()?,
+            // The client's connect completed when the connection entered the accept queue.
+            record
+                .accepted_at_us
+                .saturating_sub(u64::from(record.queue_wait_ms.unwrap_or(0)) * 1000),
+        );
+        Some(Tap::new(recorder.clone(), conversation))
+    });
+    let wire = match &tap {
+        Some(tap) => Wire::tapped(tcp, tap.clone()),
+        None => Wire::new(tcp),
+    };
+    // However the connection ends, the capture gets it with the server's own close.
+    let _close_in_capture = CloseInCapture {
+        tap,
+        tcp: control.as_ref().and_then(|c| c.try_clone().ok()),
+    };
+    let mut session = match acceptor.accept(wire) {
         Ok(s) => s,
         Err(failure) => {
             let deadline = expired
@@ -521,6 +546,21 @@ fn handle_connection(
     record
 }
 
+/// Hands a connection's recording to the capture when the connection's handling ends (also
+/// by a panic), with the server's FIN or reset as it closes the socket.
+struct CloseInCapture {
+    tap: Option<Arc<Tap>>,
+    tcp: Option<TcpStream>,
+}
+
+impl Drop for CloseInCapture {
+    fn drop(&mut self) {
+        if let Some(tap) = &self.tap {
+            tap.close(self.tcp.as_ref());
+        }
+    }
+}
+
 impl RunningServer {
     /// Which backend serves.
     pub fn backend(&self) -> BackendName {
@@ -545,6 +585,12 @@ impl RunningServer {
     /// The live connection log.
     pub fn log(&self) -> &Arc<ConnectionLog> {
         &self.log
+    }
+
+    /// Where the bytes of every connection and the TLS key log go, if the spec asked for it;
+    /// complete once the server has stopped.
+    pub fn capture(&self) -> Option<&Arc<capture::Recorder>> {
+        self.capture.as_ref()
     }
 
     /// Parallel or one at a time.

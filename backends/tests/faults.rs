@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use backends::{
-    Acceptor, BackendError, BackendName, ConnectionPolicy, ServerSpec, TlsPin, TlsSession,
+    Acceptor, BackendError, BackendName, ConnectionPolicy, ServerSpec, TlsPin, TlsSession, Wire,
 };
 use certs::{CertBundle, CertKind};
 use model::{HandshakeFailure, Outcome, TlsVersion};
@@ -24,7 +24,7 @@ struct PanicEvery {
 }
 
 impl Acceptor for PanicEvery {
-    fn accept(&self, tcp: TcpStream) -> Result<Box<dyn TlsSession>, HandshakeFailure> {
+    fn accept(&self, tcp: Wire) -> Result<Box<dyn TlsSession>, HandshakeFailure> {
         let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
         if n.checked_rem(self.every) == Some(0) {
             panic!("injected fault on connection {n}");

@@ -49,6 +49,8 @@ pub use crate::render::{Exporter, Format, history_html, render, write_all};
 /// knobs), and `chromium_features` may name features the harness does not list; the
 /// environment carries `scenario_knobs`, every knob's setting as handed to each browser. Each
 /// is left out when empty, so a run without knobs is written as before.
+///
+/// Also within 4, a trial may name its packet capture (`capture`), left out when there is none.
 pub const SCHEMA_VERSION: u32 = 4;
 
 /// Schema versions this harness reads.
@@ -397,6 +399,10 @@ pub struct TrialResult {
     /// Measured again by `--confirm` after the first pass flagged the cell (schema 2).
     #[serde(default)]
     pub confirmation: bool,
+    /// The trial's packet capture with its TLS key log (`…/capture.pcapng`), relative to the
+    /// run folder, when one was written. Left out when absent (within schema 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<String>,
 }
 
 /// One step of one trial.

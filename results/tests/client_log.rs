@@ -45,6 +45,7 @@ fn trial(index: usize, log: Option<ClientLog>, problem: Option<&str>) -> TrialRe
         client_log_problem: problem.map(str::to_owned),
         browser_peak_rss_kib: None,
         confirmation: false,
+        capture: None,
     };
     t.apply_client_causes();
     t

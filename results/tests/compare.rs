@@ -81,6 +81,7 @@ fn cell_with(
                     client_log_problem: None,
                     browser_peak_rss_kib: None,
                     confirmation: confirm_from.is_some_and(|f| t + 1 >= f),
+                    capture: None,
                 }
             })
             .collect(),

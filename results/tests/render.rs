@@ -78,6 +78,7 @@ fn fixed() -> RunResults {
         wall_ms: 2500,
         browser_peak_rss_kib: Some(412_000),
         confirmation: false,
+        capture: None,
         client_log: None,
         client_log_problem: None,
     };

@@ -188,6 +188,7 @@ mod tests {
                 client_log_problem: None,
                 browser_peak_rss_kib: None,
                 confirmation: false,
+                capture: None,
             });
         }
         result.summarise();

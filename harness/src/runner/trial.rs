@@ -34,6 +34,7 @@ pub(super) async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> Tria
         client_log: None,
         client_log_problem: None,
         confirmation: false,
+        capture: None,
     };
     // A hung browser must not hang the run: bound the whole trial.
     let budget =
@@ -60,8 +61,26 @@ pub(super) async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> Tria
             let _ = tokio::fs::remove_dir_all(dir.join(sub)).await;
         }
     }
+    let capture = dir.join(CAPTURE_FILE);
+    if tokio::fs::try_exists(&capture).await.unwrap_or(false) {
+        trial.capture = Some(format!("{}/{CAPTURE_FILE}", trial.log_dir));
+    }
     trial.wall_ms = started.elapsed().as_millis() as u64;
     trial
+}
+
+/// Each trial's packet capture, in its folder.
+pub(super) const CAPTURE_FILE: &str = "capture.pcapng";
+
+/// Writes what `recorder` holds as `capture.pcapng` in `dir`, atomically (a temporary file
+/// renamed into place), so a person never opens half a file.
+fn write_capture(dir: &Path, recorder: &capture::Recorder) -> std::io::Result<()> {
+    let temporary = dir.join(format!("{CAPTURE_FILE}.tmp"));
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
+    capture::write_pcapng(&mut file, &recorder.snapshot())?;
+    std::io::Write::flush(&mut file)?;
+    drop(file);
+    std::fs::rename(&temporary, dir.join(CAPTURE_FILE))
 }
 
 /// What a trial that ran produced.
@@ -132,9 +151,17 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         steps
     }
     .await;
+    let recorder = server.capture();
     let stopped = tokio::task::spawn_blocking(move || server.stop())
         .await
         .context("stopping the server")?;
+    if let Some(recorder) = recorder {
+        let dir = dir.to_owned();
+        tokio::task::spawn_blocking(move || write_capture(&dir, &recorder))
+            .await
+            .context("writing the capture")?
+            .with_context(|| format!("writing {CAPTURE_FILE}"))?;
+    }
     let stopped_at_us = now_us();
     // Whatever was recorded is written, even when some connection was not: the file is where
     // a person looks to see what happened.

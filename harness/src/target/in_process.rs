@@ -1,6 +1,7 @@
 //! The built-in TLS servers (rustls, OpenSSL, Mbed TLS), run inside the harness: they record
 //! every connection themselves, from the library's own view.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use backends::{BackendName, RunningServer, ServerSpec, TlsPin};
@@ -54,6 +55,8 @@ fn server_spec(
     spec.concurrency = f.concurrency;
     spec.listen_backlog = f.listen_backlog;
     spec.port = port;
+    // Every trial leaves a capture: a few hundred KiB and milliseconds per trial (README).
+    spec.capture = Some(Arc::new(capture::Recorder::default()));
     spec
 }
 
@@ -70,6 +73,10 @@ impl RunningTarget for RunningServer {
 
     fn queued(&self) -> u32 {
         Self::queued(self)
+    }
+
+    fn capture(&self) -> Option<Arc<capture::Recorder>> {
+        Self::capture(self).cloned()
     }
 
     fn stop(self: Box<Self>) -> Result<Vec<ConnectionRecord>, Unrecorded> {

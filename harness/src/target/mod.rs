@@ -54,6 +54,11 @@ pub trait RunningTarget: Send + Sync {
     fn last_accept(&self) -> Option<Instant>;
     /// Connections the kernel accepted that the server has not taken yet.
     fn queued(&self) -> u32;
+    /// Where the bytes of every connection and the TLS key log are recorded for the trial's
+    /// `capture.pcapng` (complete once stopped); `None` for a target that records no bytes.
+    fn capture(&self) -> Option<Arc<capture::Recorder>> {
+        None
+    }
     /// Stops serving and returns every connection's record; or, when some connection has no
     /// record, the ones there are and why the rest are missing.
     fn stop(self: Box<Self>) -> Result<Vec<ConnectionRecord>, Unrecorded>;
