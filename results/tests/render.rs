@@ -293,3 +293,20 @@ fn knobs_are_shown_and_a_cell_without_them_writes_no_new_key() {
         }
     }
 }
+
+#[test]
+fn a_trial_capture_is_linked_and_a_trial_without_one_writes_no_new_key() {
+    let mut r = fixed();
+    let plain = serde_json::to_string(&r).unwrap();
+    assert!(!plain.contains("\"capture\""), "{plain}");
+    let path = format!("{}/capture.pcapng", r.cells[0].trials[0].log_dir);
+    r.cells[0].trials[0].capture = Some(path.clone());
+    let html = render(&r, Format::Html);
+    assert!(
+        html.contains(&format!("<a href=\"{path}\">capture.pcapng</a>")),
+        "{html}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_all(&r, dir.path()).unwrap();
+    assert_eq!(RunResults::read(dir.path()).unwrap(), r);
+}

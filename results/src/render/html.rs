@@ -98,6 +98,9 @@ impl Exporter for Html {
                     if let Some(p) = &t.client_log_problem {
                         s += &format!(" — <b>browser log: {}</b>", esc(p));
                     }
+                    if let Some(c) = &t.capture {
+                        s += &format!(" — <a href=\"{}\">capture.pcapng</a>", esc(c));
+                    }
                     s += "</p><ul>";
                     for step in t.steps_and_teardown() {
                         // Each connection's fate, and why the browser opened it when its log says;
