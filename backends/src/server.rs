@@ -75,6 +75,17 @@ struct OpenConnection {
     /// a worker for as long as it likes inside the TLS library's handshake loop.
     handshake_deadline: Option<Instant>,
     expired: Arc<AtomicBool>,
+    /// Set just before the server itself cuts the connection, so that the capture does not
+    /// take the end of reading that follows for the client's FIN or reset.
+    cut: Arc<AtomicBool>,
+}
+
+impl OpenConnection {
+    /// Ends the connection from the server's side (both directions).
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
 }
 
 pub(crate) fn now_us() -> u64 {
@@ -190,7 +201,7 @@ fn watchdog(shared: &Shared) {
             if conn.handshake_deadline.is_some_and(|d| d <= now) {
                 conn.handshake_deadline = None;
                 conn.expired.store(true, Ordering::SeqCst);
-                let _ = conn.stream.shutdown(Shutdown::Both);
+                conn.cut();
             }
         }
         std::thread::park_timeout(WATCHDOG_TICK);
@@ -351,6 +362,7 @@ struct Accepted {
     local: String,
     queue_wait: Result<u32, String>,
     expired: Arc<AtomicBool>,
+    cut: Arc<AtomicBool>,
 }
 
 impl Accepted {
@@ -361,6 +373,7 @@ impl Accepted {
         let id = ctx.log.note_accept();
         let local = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let expired = Arc::new(AtomicBool::new(false));
+        let cut = Arc::new(AtomicBool::new(false));
         if let Ok(stream) = tcp.try_clone() {
             ctx.shared.open().insert(
                 id,
@@ -368,6 +381,7 @@ impl Accepted {
                     stream,
                     handshake_deadline: Some(Instant::now() + ctx.spec.handshake_timeout),
                     expired: expired.clone(),
+                    cut: cut.clone(),
                 },
             );
         }
@@ -379,6 +393,7 @@ impl Accepted {
             local,
             queue_wait,
             expired,
+            cut,
         }
     }
 
@@ -407,7 +422,11 @@ impl Accepted {
     fn serve(self, ctx: &Context) {
         let base = self.record();
         let Self {
-            tcp, id, expired, ..
+            tcp,
+            id,
+            expired,
+            cut,
+            ..
         } = self;
         let handshaken = || {
             if let Some(conn) = ctx.shared.open().get_mut(&id) {
@@ -420,6 +439,7 @@ impl Accepted {
                 &*ctx.acceptor,
                 &ctx.spec,
                 &expired,
+                &cut,
                 handshaken,
                 base.clone(),
             )
@@ -487,6 +507,7 @@ fn handle_connection(
     acceptor: &dyn Acceptor,
     spec: &ServerSpec,
     expired: &AtomicBool,
+    cut: &Arc<AtomicBool>,
     handshaken: impl FnOnce(),
     mut record: ConnectionRecord,
 ) -> ConnectionRecord {
@@ -504,7 +525,7 @@ fn handle_connection(
                 .accepted_at_us
                 .saturating_sub(u64::from(record.queue_wait_ms.unwrap_or(0)) * 1000),
         );
-        Some(Tap::new(recorder.clone(), conversation))
+        Some(Tap::new(recorder.clone(), conversation, cut.clone()))
     });
     let wire = match &tap {
         Some(tap) => Wire::tapped(tcp, tap.clone()),
@@ -670,7 +691,7 @@ impl RunningServer {
             // before `stopping`) until the thread sees `stopping`.
             while !serial.is_finished() {
                 for conn in self.shared.open().values() {
-                    let _ = conn.stream.shutdown(Shutdown::Both);
+                    conn.cut();
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -681,7 +702,7 @@ impl RunningServer {
             let _ = w.join();
         }
         for (_, conn) in self.shared.open().drain() {
-            let _ = conn.stream.shutdown(Shutdown::Both);
+            conn.cut();
         }
         let workers = std::mem::take(
             &mut *self

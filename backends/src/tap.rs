@@ -5,6 +5,7 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use capture::{Conversation, Recorder, Segment, Side};
@@ -33,6 +34,7 @@ impl Wire {
 
     /// The socket, for backends that do their own I/O on its descriptor (Mbed TLS's shim),
     /// and the tap they must report that I/O to.
+    #[cfg_attr(hm_mbedtls_missing, allow(dead_code))]
     pub(crate) fn into_parts(self) -> (TcpStream, Option<Arc<Tap>>) {
         (self.tcp, self.tap)
     }
@@ -79,14 +81,26 @@ impl AsRawFd for Wire {
 pub(crate) struct Tap {
     conversation: Mutex<Conversation>,
     recorder: Arc<Recorder>,
+    /// Set when the server cut the connection itself (handshake deadline, stop): what reads
+    /// and writes see after that is our own doing, not the client's.
+    cut_by_server: Arc<AtomicBool>,
 }
 
 impl Tap {
-    pub(crate) fn new(recorder: Arc<Recorder>, conversation: Conversation) -> Arc<Self> {
+    pub(crate) fn new(
+        recorder: Arc<Recorder>,
+        conversation: Conversation,
+        cut_by_server: Arc<AtomicBool>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             conversation: Mutex::new(conversation),
             recorder,
+            cut_by_server,
         })
+    }
+
+    fn cut(&self) -> bool {
+        self.cut_by_server.load(Ordering::SeqCst)
     }
 
     fn lock(&self) -> MutexGuard<'_, Conversation> {
@@ -97,8 +111,8 @@ impl Tap {
     pub(crate) fn received(&self, bytes: &[u8], empty_buffer: bool) {
         let segment = match (bytes.is_empty(), empty_buffer) {
             (false, _) => Segment::Data(bytes.to_vec()),
-            (true, false) => Segment::Fin,
-            (true, true) => return,
+            (true, false) if !self.cut() => Segment::Fin,
+            (true, _) => return,
         };
         self.lock().push(now_us(), Side::Client, segment);
     }
@@ -113,12 +127,13 @@ impl Tap {
     /// Timeouts and other errors put nothing on the wire.
     pub(crate) fn failed(&self, err: &io::Error) {
         use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
-        if matches!(err.kind(), ConnectionReset | ConnectionAborted | BrokenPipe) {
+        if matches!(err.kind(), ConnectionReset | ConnectionAborted | BrokenPipe) && !self.cut() {
             self.lock().push(now_us(), Side::Client, Segment::Reset);
         }
     }
 
     /// A TLS key log line from a library that hands secrets per connection (Mbed TLS).
+    #[cfg_attr(hm_mbedtls_missing, allow(dead_code))]
     pub(crate) fn key_log_line(&self, line: &str) {
         self.recorder.key_log_line(line);
     }

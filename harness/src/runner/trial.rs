@@ -74,13 +74,14 @@ pub(super) const CAPTURE_FILE: &str = "capture.pcapng";
 
 /// Writes what `recorder` holds as `capture.pcapng` in `dir`, atomically (a temporary file
 /// renamed into place), so a person never opens half a file.
-fn write_capture(dir: &Path, recorder: &capture::Recorder) -> std::io::Result<()> {
+/// Returns the file's size.
+fn write_capture(dir: &Path, recorder: &capture::Recorder) -> std::io::Result<u64> {
     let temporary = dir.join(format!("{CAPTURE_FILE}.tmp"));
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
-    capture::write_pcapng(&mut file, &recorder.snapshot())?;
-    std::io::Write::flush(&mut file)?;
-    drop(file);
-    std::fs::rename(&temporary, dir.join(CAPTURE_FILE))
+    let mut bytes = Vec::new();
+    capture::write_pcapng(&mut bytes, &recorder.snapshot())?;
+    std::fs::write(&temporary, &bytes)?;
+    std::fs::rename(&temporary, dir.join(CAPTURE_FILE))?;
+    Ok(bytes.len() as u64)
 }
 
 /// What a trial that ran produced.
@@ -157,10 +158,17 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         .context("stopping the server")?;
     if let Some(recorder) = recorder {
         let dir = dir.to_owned();
-        tokio::task::spawn_blocking(move || write_capture(&dir, &recorder))
+        let writing = Instant::now();
+        let bytes = tokio::task::spawn_blocking(move || write_capture(&dir, &recorder))
             .await
             .context("writing the capture")?
             .with_context(|| format!("writing {CAPTURE_FILE}"))?;
+        // The figures behind capturing by default (README, "Packet captures").
+        tracing::debug!(
+            bytes,
+            write_us = writing.elapsed().as_micros() as u64,
+            "capture written"
+        );
     }
     let stopped_at_us = now_us();
     // Whatever was recorded is written, even when some connection was not: the file is where
