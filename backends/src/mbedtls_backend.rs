@@ -60,7 +60,8 @@ unsafe extern "C" {
     fn hm_conn_alpn(c: *mut HmConn) -> *const c_char;
 }
 
-type TapIoFn = unsafe extern "C" fn(tap: *const c_void, direction: c_int, buf: *const u8, n: c_long);
+type TapIoFn =
+    unsafe extern "C" fn(tap: *const c_void, direction: c_int, buf: *const u8, n: c_long);
 type TapKeyFn = unsafe extern "C" fn(tap: *const c_void, line: *const c_char);
 
 /// The shim's recv/send, reported to the connection's tap (`hm_tap_io_fn` in the shim).
@@ -234,7 +235,8 @@ impl Acceptor for MbedtlsAcceptor {
         let mut err = 0;
         // SAFETY: the server handle is live; the fd and the tap stay alive for the session's
         // lifetime (both are fields of the session, dropped after the connection is freed).
-        let conn = unsafe { hm_conn_new(self.server.0, tcp.as_raw_fd(), io, key, tap_ptr, &mut err) };
+        let conn =
+            unsafe { hm_conn_new(self.server.0, tcp.as_raw_fd(), io, key, tap_ptr, &mut err) };
         if conn.is_null() {
             return Err(HandshakeFailure {
                 cause: Cause::Error {

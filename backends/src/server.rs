@@ -533,8 +533,11 @@ fn handle_connection(
     };
     // However the connection ends, the capture gets it with the server's own close.
     let _close_in_capture = CloseInCapture {
+        tcp: tap
+            .is_some()
+            .then(|| control.as_ref().and_then(|c| c.try_clone().ok()))
+            .flatten(),
         tap,
-        tcp: control.as_ref().and_then(|c| c.try_clone().ok()),
     };
     let mut session = match acceptor.accept(wire) {
         Ok(s) => s,

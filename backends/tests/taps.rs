@@ -164,12 +164,11 @@ fn the_capture_holds_the_bytes_both_ways_and_the_secrets(backend: BackendName, t
     drop(wire.tcp);
 
     // A second client sends its ClientHello, reads the first flight, and resets.
-    let mut hello =
-        rustls::ClientConnection::new(
-            client_config(tls, None, Arc::new(ClientKeys::default())),
-            ServerName::try_from("localhost").unwrap(),
-        )
-        .unwrap();
+    let mut hello = rustls::ClientConnection::new(
+        client_config(tls, None, Arc::new(ClientKeys::default())),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
     let mut tcp = connect(&server);
     hello.write_tls(&mut tcp).unwrap();
     tcp.set_read_timeout(Some(Duration::from_millis(300)))
@@ -181,7 +180,11 @@ fn the_capture_holds_the_bytes_both_ways_and_the_secrets(backend: BackendName, t
 
     let records = stop(server);
     let capture = recorder.snapshot();
-    assert_eq!(capture.conversations.len(), 2, "one conversation per record");
+    assert_eq!(
+        capture.conversations.len(),
+        2,
+        "one conversation per record"
+    );
     assert_eq!(records[0].outcome, Outcome::Established { requests: 1 });
     assert_eq!(
         sent_by(&capture, 1, Side::Client),
@@ -206,7 +209,10 @@ fn the_capture_holds_the_bytes_both_ways_and_the_secrets(backend: BackendName, t
 
     // The second connection: the record says reset, so does the capture.
     let second = &capture.conversations[1];
-    if let Outcome::Rejected { cause: Cause::Reset } = &records[1].outcome {
+    if let Outcome::Rejected {
+        cause: Cause::Reset,
+    } = &records[1].outcome
+    {
         assert_eq!(
             second.events.last().map(|e| (e.from, &e.segment)),
             Some((Side::Client, &Segment::Reset)),

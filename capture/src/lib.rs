@@ -98,9 +98,10 @@ impl Conversation {
 
     /// Whether `side` may still send: it has sent no FIN and nobody reset the connection.
     pub fn is_open(&self, side: Side) -> bool {
-        !self.events.iter().any(|e| {
-            e.segment == Segment::Reset || (e.from == side && e.segment == Segment::Fin)
-        })
+        !self
+            .events
+            .iter()
+            .any(|e| e.segment == Segment::Reset || (e.from == side && e.segment == Segment::Fin))
     }
 
     /// Whether the connection was reset by either side.

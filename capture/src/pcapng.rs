@@ -99,9 +99,7 @@ fn option(body: &mut Vec<u8>, code: u16, value: &[u8]) {
 }
 
 fn pad(body: &mut Vec<u8>) {
-    while body.len() % 4 != 0 {
-        body.push(0);
-    }
+    body.resize(body.len().next_multiple_of(4), 0);
 }
 
 struct Packet {

@@ -17,7 +17,11 @@ fn blocks(file: &[u8]) -> Vec<(u32, Vec<u8>)> {
     while at < file.len() {
         let kind = u32::from_le_bytes(file[at..at + 4].try_into().unwrap());
         let len = u32::from_le_bytes(file[at + 4..at + 8].try_into().unwrap()) as usize;
-        assert_eq!(len % 4, 0, "block lengths are multiples of 4");
+        assert_eq!(
+            len,
+            len.next_multiple_of(4),
+            "block lengths are multiples of 4"
+        );
         let trailer = u32::from_le_bytes(file[at + len - 4..at + len].try_into().unwrap());
         assert_eq!(trailer as usize, len, "a block ends with its length");
         out.push((kind, file[at + 8..at + len - 4].to_vec()));
@@ -69,7 +73,7 @@ fn a_file_has_the_header_the_secrets_and_every_packet_in_time_order() {
 }
 
 fn pcapng_checksum(bytes: &[u8]) -> u16 {
-    super::pcapng::tests_checksum(bytes)
+    pcapng::tests_checksum(bytes)
 }
 
 #[test]

@@ -38,7 +38,14 @@ fn tcp_streams(file: &Path) -> BTreeMap<u32, Stream> {
         .arg("-r")
         .arg(file)
         .args(["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"])
-        .args(["-e", "tcp.stream", "-e", "tcp.srcport", "-e", "tcp.flags.syn"])
+        .args([
+            "-e",
+            "tcp.stream",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tcp.flags.syn",
+        ])
         .args(["-e", "tcp.flags.ack", "-e", "tcp.flags.reset"])
         .args(["-e", "tls.alert_message.desc", "-e", "http.request.method"])
         .args(["-e", "http.response.code"])
@@ -58,7 +65,14 @@ fn tcp_streams(file: &Path) -> BTreeMap<u32, Stream> {
         if flag(2) && !flag(3) {
             streams.entry(stream).or_default().client_port = Some(port);
         }
-        frames.push((stream, port, flag(4), f[5].to_owned(), f[6].to_owned(), f[7].to_owned()));
+        frames.push((
+            stream,
+            port,
+            flag(4),
+            f[5].to_owned(),
+            f[6].to_owned(),
+            f[7].to_owned(),
+        ));
     }
     for (stream, port, reset, alerts, request, response) in frames {
         let s = streams.entry(stream).or_default();
@@ -93,8 +107,8 @@ steps = ["visit", "proceed"]
 "#,
     )
     .expect("valid scenario");
-    let chromium = BrowserBinaries::find(BrowserKind::Chromium, None, None)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let chromium =
+        BrowserBinaries::find(BrowserKind::Chromium, None, None).unwrap_or_else(|e| panic!("{e}"));
     let plan = RunPlan {
         scenarios: vec![scenario],
         backends: BackendName::ALL.to_vec(),
@@ -124,7 +138,9 @@ steps = ["visit", "proceed"]
         let key = format!("{}/TLS {}", cell.key.backend, cell.key.tls);
         let trial = &cell.trials[0];
         assert_eq!(trial.error, None, "{key}");
-        let file = out.path().join(trial.capture.as_ref().expect("the trial names its capture"));
+        let file = out
+            .path()
+            .join(trial.capture.as_ref().expect("the trial names its capture"));
         let records: Vec<ConnectionRecord> =
             std::fs::read_to_string(out.path().join(&trial.log_dir).join("connections.jsonl"))
                 .unwrap()
@@ -132,7 +148,11 @@ steps = ["visit", "proceed"]
                 .map(|l| serde_json::from_str(l).unwrap())
                 .collect();
         let streams = tcp_streams(&file);
-        assert_eq!(streams.len(), records.len(), "{key}: one TCP stream per record");
+        assert_eq!(
+            streams.len(),
+            records.len(),
+            "{key}: one TCP stream per record"
+        );
         let by_port: BTreeMap<u16, &Stream> = streams
             .values()
             .map(|s| (s.client_port.expect("every stream opens with a SYN"), s))
@@ -142,7 +162,10 @@ steps = ["visit", "proceed"]
             let s = by_port
                 .get(&r.client_port)
                 .unwrap_or_else(|| panic!("{key}: no stream from port {}", r.client_port));
-            let what = format!("{key}: connection {} ({:?}) shows as {s:?}", r.id, r.outcome);
+            let what = format!(
+                "{key}: connection {} ({:?}) shows as {s:?}",
+                r.id, r.outcome
+            );
             match &r.outcome {
                 Outcome::Rejected { cause } | Outcome::RejectedAfterHandshake { cause } => {
                     match cause {
@@ -201,5 +224,8 @@ steps = ["visit", "proceed"]
     }
     // Each version's alert was checked in its capture at least once (with TLS 1.2, Mbed TLS
     // often sees a reset instead; the other backends see the alert).
-    assert_eq!(alerted, BTreeSet::from(["1.2".to_owned(), "1.3".to_owned()]));
+    assert_eq!(
+        alerted,
+        BTreeSet::from(["1.2".to_owned(), "1.3".to_owned()])
+    );
 }
