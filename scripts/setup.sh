@@ -30,7 +30,8 @@ apt_update_once() {
 
 # --- Debian packages -------------------------------------------------------------------------
 packages=(build-essential pkg-config libssl-dev ca-certificates curl xz-utils
-  chromium chromium-driver firefox-esr libnss3-tools openssl python3-yaml)
+  chromium chromium-driver firefox-esr libnss3-tools openssl python3-yaml
+  webkit2gtk-driver xvfb)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

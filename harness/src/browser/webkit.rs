@@ -2,8 +2,8 @@
 //! under an Xvfb display of the trial's own, with WebKit's release log received on a journal
 //! socket of the trial's own.
 //!
-//! WebKitGTK has no headless mode, so the driver is started by a small launcher ([`LAUNCHER`])
-//! that first starts Xvfb. Both run inside the driver's process group and PID namespace
+//! WebKitGTK has no headless mode, so the driver is started by a small launcher
+//! ([`MOUNT_NAMESPACE`], [`LAUNCHER`]) that first starts Xvfb. Both run inside the driver's process group and PID namespace
 //! (`process.rs`): Xvfb is stopped, swept and killed with the harness exactly like the
 //! browser, and no display outlives its trial. One display per trial rather than per worker
 //! keeps trials independent; it costs the Xvfb start (tens of milliseconds).
@@ -49,17 +49,55 @@ const CA_DIR_VAR: &str = "HM_WEBKIT_CA_DIR";
 /// loads and their failures.
 const LOG_CHANNELS: &str = "Network,NetworkSession,Loading,ResourceLoading";
 
-/// Starts Xvfb, then the driver (`"$@"`) with `DISPLAY` set, in a mount namespace of its own
-/// where the trial's folder replaces `/run` (the journal socket) and, for `trusted-ca`, its CA
-/// bundle replaces `/etc/ssl/certs`. `--propagation slave` keeps every mount inside the
-/// namespace. Messages start with `handshake-matrix:` and go to the driver's log.
+/// The launcher's first half: gives the rest ([`LAUNCHER`]) a mount namespace of its own where
+/// one can be made (`--propagation slave` keeps every mount inside it), and says which.
+const MOUNT_NAMESPACE: &str = r#"
+launcher=$1
+shift
+if unshare --mount --propagation slave true 2>/dev/null; then
+  exec unshare --mount --propagation slave -- /bin/sh -c "$launcher" webkit-launcher private "$@"
+fi
+exec /bin/sh -c "$launcher" webkit-launcher shared "$@"
+"#;
+
+/// Starts Xvfb, then the driver (`"$@"`) with `DISPLAY` set. In a private mount namespace the
+/// trial's folders replace `/run` (the journal socket), `/tmp/.X11-unix` (the display's socket,
+/// so nothing of the display outlives the trial's TMPDIR and no trial sees another's) and, for
+/// `trusted-ca`, `/etc/ssl/certs` (the CA bundle). Messages start with `handshake-matrix:`
+/// and go to the driver's log.
 ///
 /// WebKit's sandbox is bubblewrap; where bubblewrap cannot create its namespaces (an
 /// unprivileged container) the web process aborts, so the launcher tries bubblewrap first and
 /// turns the sandbox off only then, saying so in the log.
 const LAUNCHER: &str = r#"
+mounts=$1
+shift
+xvfb_options="-nolisten tcp"
+if [ "$mounts" = private ]; then
+  if mount --bind "$TMPDIR/run" /run; then
+    echo "handshake-matrix: WebKit's journal goes to the trial's socket" >&2
+  else
+    echo "handshake-matrix: cannot mount the trial folder over /run: WebKit's journal log is not captured" >&2
+  fi
+  mkdir -p -m 1777 "$TMPDIR/x11"
+  if ! mount --bind "$TMPDIR/x11" /tmp/.X11-unix 2>/dev/null; then
+    mkdir -p -m 1777 /tmp/.X11-unix && mount --bind "$TMPDIR/x11" /tmp/.X11-unix || exit 1
+  fi
+  # The display's socket is the trial's own: no lock file, no abstract socket (those are
+  # shared by every trial on the machine).
+  xvfb_options="$xvfb_options -nolisten local -nolock"
+else
+  echo "handshake-matrix: no mount namespace here: WebKit's journal log is not captured and the display's socket is in the machine's /tmp/.X11-unix" >&2
+fi
+if [ -n "${HM_WEBKIT_CA_DIR:-}" ]; then
+  if [ "$mounts" != private ] || ! mount --bind "$HM_WEBKIT_CA_DIR" /etc/ssl/certs; then
+    echo "handshake-matrix: trusted-ca needs the trial's CA bundle mounted over /etc/ssl/certs, which failed" >&2
+    exit 1
+  fi
+fi
 display_file="$TMPDIR/xvfb-display"
-Xvfb -displayfd 3 -nolisten tcp -screen 0 1280x1024x24 3>"$display_file" &
+# shellcheck disable=SC2086
+Xvfb -displayfd 3 $xvfb_options -screen 0 1280x1024x24 3>"$display_file" &
 xvfb=$!
 tries=0
 until [ -s "$display_file" ]; do
@@ -79,22 +117,6 @@ if ! bwrap --unshare-all --share-net --ro-bind / / --proc /proc --dev /dev true 
   echo "handshake-matrix: bubblewrap cannot create its namespaces here, so WebKit's sandbox is off (WEBKIT_DISABLE_SANDBOX_THIS_IS_DANGEROUS=1)" >&2
   WEBKIT_DISABLE_SANDBOX_THIS_IS_DANGEROUS=1
   export WEBKIT_DISABLE_SANDBOX_THIS_IS_DANGEROUS
-fi
-if unshare --mount --propagation slave true 2>/dev/null; then
-  exec unshare --mount --propagation slave -- /bin/sh -c '
-    if ! mount --bind "$TMPDIR/run" /run; then
-      echo "handshake-matrix: cannot mount the trial folder over /run: WebKit'"'"'s journal log is not captured" >&2
-    fi
-    if [ -n "${HM_WEBKIT_CA_DIR:-}" ] && ! mount --bind "$HM_WEBKIT_CA_DIR" /etc/ssl/certs; then
-      echo "handshake-matrix: cannot put the trial'"'"'s CA bundle in place of /etc/ssl/certs" >&2
-      exit 1
-    fi
-    exec "$@"' webkit-mounts "$@"
-fi
-echo "handshake-matrix: no mount namespace here: WebKit's journal log is not captured" >&2
-if [ -n "${HM_WEBKIT_CA_DIR:-}" ]; then
-  echo "handshake-matrix: trusted-ca needs a mount namespace for the trial's CA bundle" >&2
-  exit 1
 fi
 exec "$@"
 "#;
@@ -126,8 +148,9 @@ impl Browser for Webkit {
     fn driver_program(&self, driver: &Path, args: Vec<String>) -> (PathBuf, Vec<String>) {
         let mut launch = vec![
             "-c".to_owned(),
-            LAUNCHER.to_owned(),
+            MOUNT_NAMESPACE.to_owned(),
             "webkit-launcher".to_owned(),
+            LAUNCHER.to_owned(),
             driver.display().to_string(),
         ];
         launch.extend(args);
