@@ -142,7 +142,10 @@ pub trait Browser: Send + Sync {
 
     /// The browser's and the driver's versions (or why unknown): `--version` of each by
     /// default ([`binary_version`]).
-    fn versions(&self, binaries: &BrowserBinaries) -> (Result<String, String>, Result<String, String>) {
+    fn versions(
+        &self,
+        binaries: &BrowserBinaries,
+    ) -> (Result<String, String>, Result<String, String>) {
         (
             binary_version(&binaries.browser),
             binary_version(&binaries.driver),
@@ -548,16 +551,7 @@ impl BrowserSession {
                 log,
             } = driver_command(plan, port, tmp.path());
             let sweep = vec![plan.dir.to_owned(), tmp.path().to_owned()];
-            match DriverProcess::spawn(
-                driver_name,
-                &program,
-                &args,
-                &env,
-                &log,
-                port,
-                sweep,
-            )
-            .await
+            match DriverProcess::spawn(driver_name, &program, &args, &env, &log, port, sweep).await
             {
                 Ok(driver) => break (driver, port, log),
                 // Another process (a parallel trial's server) can take the probed port before

@@ -310,7 +310,9 @@ fn ca_dir(trial: &Path) -> PathBuf {
 
 /// `name (package version)` of the Debian package that installed `path`.
 fn package_version(name: &str, path: &Path) -> Result<String, String> {
-    let path = path.canonicalize().map_err(|e| format!("{}: {e}", path.display()))?;
+    let path = path
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let query = |args: &[&str]| -> Result<String, String> {
         let out = std::process::Command::new("dpkg-query")
             .args(args)
@@ -429,7 +431,9 @@ fn journal_line(datagram: &[u8]) -> String {
     }
     match message {
         Some(m) => format!("{now} [{channel}] {m}"),
-        None if datagram.is_empty() => format!("{now} [] (a message passed as a file descriptor, not read)"),
+        None if datagram.is_empty() => {
+            format!("{now} [] (a message passed as a file descriptor, not read)")
+        }
         None => format!("{now} [{channel}] (no MESSAGE field)"),
     }
 }
