@@ -67,8 +67,10 @@ exec /bin/sh -c "$launcher" webkit-launcher shared "$@"
 /// and go to the driver's log.
 ///
 /// WebKit's sandbox is bubblewrap; where bubblewrap cannot create its namespaces (an
-/// unprivileged container) the web process aborts, so the launcher tries bubblewrap first and
-/// turns the sandbox off only then, saying so in the log.
+/// unprivileged container) a sandboxed web process aborts, so the launcher tries bubblewrap
+/// first and turns the sandbox off only then, saying so in the log. (MiniBrowser sandboxes its
+/// web process only with `--enable-sandbox`, which the harness does not pass; the probe is for
+/// a browser binary that does.)
 const LAUNCHER: &str = r#"
 mounts=$1
 shift
@@ -299,8 +301,8 @@ impl Browser for Webkit {
 /// Why WebKit has no click-through cell: tried and observed on Debian 12, WebKitGTK 2.50.6.
 const CLICK_THROUGH_UNSUPPORTED: &str = "no WebKitGTK browser here shows a certificate warning WebDriver can act on: \
 MiniBrowser reports a TLS error in a native GTK info bar outside the page (through WebDriver the navigation ends on \
-about:blank with an empty title and nothing to click); Epiphany 43.1 with --automation-mode aborts when WebKitWebDriver \
-creates its window (assertion EPHY_IS_EMBED_CONTAINER in ephy_embed_container_get_active_child, \"Unknown error creating \
+about:blank with an empty title and nothing to click); Epiphany 43.1 with --automation-mode (under a D-Bus session bus; without one it hangs) \
+aborts when WebKitWebDriver creates its window (assertion EPHY_IS_EMBED_CONTAINER in ephy_embed_container_get_active_child, \"Unknown error creating \
 top level browsing context\")";
 
 /// The trial's CA bundle folder (mounted over `/etc/ssl/certs` for `trusted-ca`).
