@@ -111,4 +111,4 @@ if ! command -v actionlint >/dev/null 2>&1; then
   fi
 fi
 
-say "ready: $(chromium --version 2>/dev/null | head -n1); $(firefox-esr --version 2>/dev/null | head -n1); $(geckodriver --version 2>/dev/null | head -n1)"
+say "ready: $(chromium --version 2>/dev/null | head -n1); $(firefox-esr --version 2>/dev/null | head -n1); $(geckodriver --version 2>/dev/null | head -n1); WebKitGTK $(dpkg-query -W -f='${Version}' libwebkit2gtk-4.1-0 2>/dev/null)"
