@@ -30,7 +30,8 @@ apt_update_once() {
 
 # --- Debian packages -------------------------------------------------------------------------
 packages=(build-essential pkg-config libssl-dev ca-certificates curl xz-utils
-  chromium chromium-driver firefox-esr libnss3-tools openssl python3-yaml tshark)
+  chromium chromium-driver firefox-esr libnss3-tools openssl python3-yaml tshark
+  webkit2gtk-driver xvfb)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -113,4 +114,4 @@ if ! command -v actionlint >/dev/null 2>&1; then
   fi
 fi
 
-say "ready: $(chromium --version 2>/dev/null | head -n1); $(firefox-esr --version 2>/dev/null | head -n1); $(geckodriver --version 2>/dev/null | head -n1)"
+say "ready: $(chromium --version 2>/dev/null | head -n1); $(firefox-esr --version 2>/dev/null | head -n1); $(geckodriver --version 2>/dev/null | head -n1); WebKitGTK $(dpkg-query -W -f='${Version}' libwebkit2gtk-4.1-0 2>/dev/null)"

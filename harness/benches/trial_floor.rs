@@ -90,7 +90,7 @@ async fn floor_trial(bins: &BrowserBinaries, scenario: &Scenario) -> f64 {
     let command = browser::driver_command(&plan, port, tmp.path());
     let mut driver = DriverProcess::spawn(
         command.name,
-        &bins.driver,
+        &command.program,
         &command.args,
         &command.env,
         &command.log,

@@ -18,6 +18,9 @@ use results::{CellResult, CellStatus, Environment, RunResults, SCHEMA_VERSION, S
 mod common;
 use common::{ONE_AT_A_TIME, browser_processes, cell, harness_command};
 
+/// What these tests cover; WebKit has tests of its own (`webkit.rs`).
+const CHROMIUM_AND_FIREFOX: [BrowserKind; 2] = [BrowserKind::Chromium, BrowserKind::Firefox];
+
 fn binaries() -> Binaries {
     BrowserKind::ALL
         .into_iter()
@@ -142,7 +145,7 @@ fn trusted_ca_and_accept_insecure_load_without_a_failed_handshake() {
             shipped("control-accept-insecure"),
         ],
         backends: vec![BackendName::Rustls],
-        browsers: vec![],
+        browsers: CHROMIUM_AND_FIREFOX.to_vec(),
         repeat: 1,
         binaries: binaries(),
         jobs: 2,
@@ -262,7 +265,7 @@ fn chromium_only_trust_modes_load_the_page_and_are_unsupported_in_firefox() {
             shipped("control-spki-pin"),
         ],
         backends: vec![BackendName::Rustls],
-        browsers: vec![],
+        browsers: CHROMIUM_AND_FIREFOX.to_vec(),
         repeat: 1,
         binaries: binaries(),
         jobs: 2,
@@ -314,7 +317,7 @@ fn a_browser_that_cannot_start_fails_its_cells_and_the_run_finishes_the_others()
     let (r, out) = run_matrix(Selection {
         scenarios: vec![shipped("control-trusted-ca")],
         backends: vec![BackendName::Rustls],
-        browsers: vec![],
+        browsers: CHROMIUM_AND_FIREFOX.to_vec(),
         repeat: 1,
         binaries: bins,
         jobs: 2,
@@ -347,7 +350,7 @@ fn twenty_trials_leave_no_browser_process_and_no_profile() {
             "description = \"d\"\ncert = \"private-ca\"\ntrust = \"trusted-ca\"\nconnection = \"keep-alive\"\nsteps = [\"visit\"]\n",
         )],
         backends: vec![BackendName::Rustls],
-        browsers: vec![],
+        browsers: CHROMIUM_AND_FIREFOX.to_vec(),
         repeat: 10,
         binaries: binaries(),
         jobs: 2,
@@ -390,7 +393,7 @@ fn parallel_trials_agree_with_serial_trials() {
             shipped("control-trusted-ca"),
         ],
         backends: vec![BackendName::Rustls],
-        browsers: vec![],
+        browsers: CHROMIUM_AND_FIREFOX.to_vec(),
         repeat: 2,
         binaries: binaries(),
         jobs,

@@ -749,7 +749,7 @@ fn a_labelled_build_is_a_column_of_its_own_and_without_labels_nothing_changes() 
     let r = results::RunResults::read(&plain).unwrap();
     assert_eq!(
         r.environment.browsers.keys().collect::<Vec<_>>(),
-        ["chromium", "firefox"]
+        ["chromium", "firefox", "webkit"]
     );
 
     let labelled = out.path().join("labelled");
@@ -778,7 +778,7 @@ fn a_labelled_build_is_a_column_of_its_own_and_without_labels_nothing_changes() 
     let r = results::RunResults::read(&labelled).unwrap();
     assert_eq!(
         r.environment.browsers.keys().collect::<Vec<_>>(),
-        ["chromium@candidate", "chromium@stable", "firefox"]
+        ["chromium@candidate", "chromium@stable", "firefox", "webkit"]
     );
     // The order given on the command line is the order of the columns.
     let keys: Vec<String> = r.cells.iter().map(|c| c.key.to_string()).collect();

@@ -467,6 +467,9 @@ fn a_missing_browser_or_driver_fails_its_cells_naming_the_setup_script() {
             &[
                 "--matrix",
                 "control-accept-insecure",
+                // WebKit has tests of its own (`webkit.rs`); this one is about the two here.
+                "--browser",
+                "chromium,firefox",
                 "--backend",
                 "rustls",
                 "--tls",

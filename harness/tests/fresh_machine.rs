@@ -116,7 +116,7 @@ fn a_minimal_debian_12_reaches_a_matrix_through_the_readme_and_the_workflows() {
         ),
     );
 
-    // The README's run command, on a small slice: one scenario, both browsers, one backend,
+    // The README's run command, on a small slice: one scenario, every browser, one backend,
     // both TLS versions, one trial.
     let run = readme_command("Set up and run the main job");
     assert_eq!(
@@ -131,10 +131,31 @@ fn a_minimal_debian_12_reaches_a_matrix_through_the_readme_and_the_workflows() {
         ),
     );
     let slice = RunResults::read(&root.0.join("work/slice")).expect("a valid matrix");
-    assert_eq!(slice.cells.len(), 4, "2 browsers × 2 TLS versions");
+    assert_eq!(slice.cells.len(), 6, "3 browsers × 2 TLS versions");
     for c in &slice.cells {
-        assert_eq!(c.status, CellStatus::Measured, "{}", c.key);
+        // No WebKit browser has a warning WebDriver can click through.
+        let expected = c.key.browser != "webkit";
+        assert_eq!(
+            c.status == CellStatus::Measured,
+            expected,
+            "{}: {:?}",
+            c.key,
+            c.status
+        );
     }
+    // WebKit on the fresh machine: its display, its journal and its cell.
+    inside(
+        "a WebKit cell",
+        "cargo run -p harness -- --matrix control-accept-insecure --browser webkit \
+         --backend rustls --tls 1.3 --repeat 1 --out /work/slice-webkit",
+    );
+    let webkit = RunResults::read(&root.0.join("work/slice-webkit")).expect("a valid matrix");
+    assert_eq!(webkit.cells.len(), 1);
+    assert_eq!(webkit.cells[0].status, CellStatus::Measured);
+    assert!(
+        webkit.cells[0].trials[0].client_log.is_some(),
+        "the journal was kept"
+    );
 
     // The README's test command, on a fast subset.
     let test = readme_command("Run the tests");

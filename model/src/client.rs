@@ -58,6 +58,10 @@ pub enum ClientLogSource {
     ChromiumNetlog,
     /// Firefox's `MOZ_LOG` of the socket transport.
     FirefoxMozLog,
+    /// WebKitGTK's release log (`WEBKIT_DEBUG` channels, libsoup's message log among them),
+    /// which it sends to the systemd journal; the harness receives it on a journal socket of
+    /// the trial's own.
+    WebkitJournal,
 }
 
 impl ClientLogSource {
@@ -66,6 +70,7 @@ impl ClientLogSource {
         match self {
             Self::ChromiumNetlog => "chromium-netlog",
             Self::FirefoxMozLog => "firefox-moz-log",
+            Self::WebkitJournal => "webkit-journal",
         }
     }
 }

@@ -21,8 +21,14 @@ pub enum TrustMode {
     SpkiPin,
     /// Chromium DevTools `Security.setIgnoreCertificateErrors`.
     DevtoolsIgnore,
-    /// The CA (or the self-signed leaf) in the browser's NSS database.
+    /// The CA (or the self-signed leaf) in the browser's trust store: its NSS database
+    /// (Chromium, Firefox), or a per-trial CA bundle in place of the system's (WebKit).
     TrustedCa,
+    /// WebKitGTK's per-host allowed certificate: the WebDriver capability
+    /// `webkitgtk:browserOptions` → `certificates` (`{host, certificateFile}`), which
+    /// WebKitWebDriver hands to `webkit_web_context_allow_tls_certificate_for_host`.
+    /// WebKit only.
+    WebkitHostCertificate,
     /// Nothing accepts it: the warning page is the end state.
     None,
 }
@@ -37,6 +43,7 @@ impl TrustMode {
             Self::SpkiPin => "spki-pin",
             Self::DevtoolsIgnore => "devtools-ignore",
             Self::TrustedCa => "trusted-ca",
+            Self::WebkitHostCertificate => "webkit-host-certificate",
             Self::None => "none",
         }
     }

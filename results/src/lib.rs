@@ -166,7 +166,7 @@ impl std::fmt::Display for Evidence {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientLog {
-    /// `chromium-netlog` or `firefox-moz-log`.
+    /// `chromium-netlog`, `firefox-moz-log` or `webkit-journal`.
     pub source: ClientLogSource,
     /// The kept (compressed) log, relative to the run folder.
     pub file: String,

@@ -8,7 +8,9 @@ use model::{ClientCause, ClientLogSource, ConnectionRecord, Knobs, TrustMode};
 use results::{CellResult, ClientLog, ClientSide};
 use serde_json::{Value, json};
 
-use super::{BoxFuture, Browser, BrowserError, SessionPlan, cmd, gzip, home_and_profile};
+use super::{
+    BoxFuture, Browser, BrowserError, SessionPlan, WEBKIT_ONLY, cmd, gzip, home_and_profile,
+};
 use crate::netlog;
 
 /// Chromium with chromedriver.
@@ -144,13 +146,16 @@ impl Browser for Chromium {
         caps
     }
 
-    fn supports(&self, _: TrustMode) -> Result<(), String> {
-        Ok(())
+    fn supports(&self, trust: TrustMode) -> Result<(), String> {
+        match trust {
+            TrustMode::WebkitHostCertificate => Err(WEBKIT_ONLY.into()),
+            _ => Ok(()),
+        }
     }
 
-    fn nss_database(&self, home: &Path, _profile: &Path) -> PathBuf {
+    fn nss_database(&self, home: &Path, _profile: &Path) -> Option<PathBuf> {
         // Chromium on Linux reads the user's database, not one in its profile.
-        home.join(".pki/nssdb")
+        Some(home.join(".pki/nssdb"))
     }
 
     fn session_started<'a>(

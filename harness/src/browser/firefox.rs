@@ -10,7 +10,9 @@ use model::{ClientLogSource, ConnectionRecord, Knobs, PrefValue, TrustMode};
 use results::{CellResult, ClientLog};
 use serde_json::{Value, json};
 
-use super::{BoxFuture, Browser, BrowserError, SessionPlan, cmd, gzip, home_and_profile};
+use super::{
+    BoxFuture, Browser, BrowserError, SessionPlan, WEBKIT_ONLY, cmd, gzip, home_and_profile,
+};
 
 /// Firefox ESR with geckodriver.
 pub(super) struct Firefox;
@@ -81,13 +83,14 @@ impl Browser for Firefox {
                 "{} is a Chromium mechanism; Firefox has no equivalent command-line flag or DevTools call",
                 trust.as_str()
             )),
+            TrustMode::WebkitHostCertificate => Err(WEBKIT_ONLY.into()),
             _ => Ok(()),
         }
     }
 
-    fn nss_database(&self, _home: &Path, profile: &Path) -> PathBuf {
+    fn nss_database(&self, _home: &Path, profile: &Path) -> Option<PathBuf> {
         // Firefox reads the profile's own database.
-        profile.to_owned()
+        Some(profile.to_owned())
     }
 
     fn prepare_profile<'a>(

@@ -1,5 +1,6 @@
 //! Real browsers through WebDriver, one engine per module behind [`Browser`]: Chromium
-//! (chromedriver, `chromium.rs`) and Firefox ESR (geckodriver, `firefox.rs`).
+//! (chromedriver, `chromium.rs`), Firefox ESR (geckodriver, `firefox.rs`) and WebKitGTK's
+//! MiniBrowser (WebKitWebDriver under a display of its own, `webkit.rs`).
 //!
 //! A [`BrowserSession`] is one trial's browser: its own driver process, its own profile and
 //! HOME, its own way of trusting the certificate. What the browser *showed* after each step is
@@ -24,6 +25,7 @@ use crate::process::{DriverProcess, free_port};
 mod build;
 mod chromium;
 mod firefox;
+mod webkit;
 
 pub use self::build::{BrowserBuild, Label};
 
@@ -76,6 +78,8 @@ browsers! {
     Chromium = "chromium" => chromium::Chromium,
     /// Debian's `firefox-esr` with `geckodriver`.
     Firefox = "firefox" => firefox::Firefox,
+    /// Debian's WebKitGTK MiniBrowser with `WebKitWebDriver`.
+    Webkit = "webkit" => webkit::Webkit,
 }
 
 impl std::fmt::Display for BrowserKind {
@@ -117,6 +121,37 @@ pub trait Browser: Send + Sync {
     /// start any program), log to `log`.
     fn driver_args(&self, port: u16, log: &Path) -> Vec<String>;
 
+    /// The program that runs the driver and its arguments, given the driver's binary and
+    /// [`Browser::driver_args`]: the driver itself by default. An engine whose browser needs
+    /// more around it (a display) starts it here, inside the driver's process group and PID
+    /// namespace, so that it is owned, stopped and swept exactly like the browser.
+    fn driver_program(&self, driver: &Path, args: Vec<String>) -> (PathBuf, Vec<String>) {
+        (driver.to_owned(), args)
+    }
+
+    /// What the engine runs beside the session for as long as it lives (a log receiver),
+    /// given the trial's private TMPDIR `tmp`; dropping the value stops it. Nothing by default.
+    fn session_helpers(
+        &self,
+        plan: &SessionPlan<'_>,
+        tmp: &Path,
+    ) -> Result<Option<Box<dyn Send + Sync>>, BrowserError> {
+        let _ = (plan, tmp);
+        Ok(None)
+    }
+
+    /// The browser's and the driver's versions (or why unknown): `--version` of each by
+    /// default ([`binary_version`]).
+    fn versions(
+        &self,
+        binaries: &BrowserBinaries,
+    ) -> (Result<String, String>, Result<String, String>) {
+        (
+            binary_version(&binaries.browser),
+            binary_version(&binaries.driver),
+        )
+    }
+
     /// Environment the driver passes on to the browser, beyond the trial's HOME and TMPDIR.
     fn driver_env(&self, plan: &SessionPlan<'_>) -> Vec<(&'static str, PathBuf)> {
         let _ = plan;
@@ -132,8 +167,9 @@ pub trait Browser: Send + Sync {
     fn supports(&self, trust: TrustMode) -> Result<(), String>;
 
     /// The NSS database the browser reads, given the trial's HOME and profile folders;
-    /// [`TrustMode::TrustedCa`] imports the trust anchor there.
-    fn nss_database(&self, home: &Path, profile: &Path) -> PathBuf;
+    /// [`TrustMode::TrustedCa`] imports the trust anchor there. `None`: the browser reads no
+    /// NSS database (its engine sets up `trusted-ca` in [`Browser::prepare_profile`]).
+    fn nss_database(&self, home: &Path, profile: &Path) -> Option<PathBuf>;
 
     /// Writes what the profile needs before the browser starts (prefs from the knobs).
     fn prepare_profile<'a>(
@@ -199,12 +235,15 @@ pub trait Browser: Send + Sync {
     ) -> anyhow::Result<Option<ClientLog>>;
 }
 
+/// Why Chromium and Firefox do not support [`TrustMode::WebkitHostCertificate`].
+const WEBKIT_ONLY: &str = "webkit-host-certificate is WebKitGTK's per-host certificate capability (webkitgtk:browserOptions → certificates); this browser's driver has no such capability";
+
 /// Where the browser and driver binaries are.
 #[derive(Clone, Debug)]
 pub struct BrowserBinaries {
     /// The browser executable.
     pub browser: PathBuf,
-    /// chromedriver or geckodriver.
+    /// chromedriver, geckodriver or WebKitWebDriver.
     pub driver: PathBuf,
 }
 
@@ -395,6 +434,9 @@ pub struct BrowserSession {
     driver: DriverProcess,
     driver_url: String,
     session_id: String,
+    /// The engine's helpers ([`Browser::session_helpers`]), stopped when the session is
+    /// dropped, after the driver and before `_tmp` is removed.
+    _helpers: Option<Box<dyn Send + Sync>>,
     /// Removed when the session is dropped, after the driver is stopped.
     _tmp: tempfile::TempDir,
 }
@@ -478,8 +520,9 @@ impl BrowserSession {
             create_dir(d).await?;
         }
         let engine = plan.kind.engine();
-        if plan.trust == TrustMode::TrustedCa {
-            nss_database(&engine.nss_database(&home, &profile), plan).await?;
+        let trust_store = engine.nss_database(&home, &profile);
+        if let (TrustMode::TrustedCa, Some(db)) = (plan.trust, trust_store) {
+            nss_database(&db, plan).await?;
         }
         engine.prepare_profile(plan, &profile).await?;
 
@@ -492,6 +535,7 @@ impl BrowserSession {
                 what: "creating a temporary folder".into(),
                 source,
             })?;
+        let helpers = engine.session_helpers(plan, tmp.path())?;
         let mut attempt = 0;
         let (driver, port, log) = loop {
             attempt += 1;
@@ -501,21 +545,13 @@ impl BrowserSession {
             })?;
             let DriverCommand {
                 name: driver_name,
+                program,
                 args,
                 env,
                 log,
             } = driver_command(plan, port, tmp.path());
             let sweep = vec![plan.dir.to_owned(), tmp.path().to_owned()];
-            match DriverProcess::spawn(
-                driver_name,
-                &plan.binaries.driver,
-                &args,
-                &env,
-                &log,
-                port,
-                sweep,
-            )
-            .await
+            match DriverProcess::spawn(driver_name, &program, &args, &env, &log, port, sweep).await
             {
                 Ok(driver) => break (driver, port, log),
                 // Another process (a parallel trial's server) can take the probed port before
@@ -555,6 +591,7 @@ impl BrowserSession {
             driver,
             driver_url,
             session_id,
+            _helpers: helpers,
             _tmp: tmp,
         };
         engine.session_started(session.client(), plan).await?;
@@ -644,8 +681,10 @@ pub fn home_and_profile(dir: &Path) -> (PathBuf, PathBuf) {
 
 /// How to start a trial's WebDriver server.
 pub struct DriverCommand {
-    /// `chromedriver` or `geckodriver`.
+    /// `chromedriver`, `geckodriver` or `WebKitWebDriver`.
     pub name: &'static str,
+    /// The program to run: the driver, or what starts it ([`Browser::driver_program`]).
+    pub program: PathBuf,
     /// Its arguments.
     pub args: Vec<String>,
     /// Its environment, passed on to the browser it starts.
@@ -669,9 +708,12 @@ pub fn driver_command(plan: &SessionPlan<'_>, port: u16, tmp: &Path) -> DriverCo
         ("TMPDIR", tmp.to_owned()),
     ];
     env.extend(engine.driver_env(plan));
+    let (program, args) =
+        engine.driver_program(&plan.binaries.driver, engine.driver_args(port, &log));
     DriverCommand {
         name,
-        args: engine.driver_args(port, &log),
+        program,
+        args,
         env,
         log,
     }

@@ -8,7 +8,7 @@ use backends::BackendName;
 use clap::Args;
 use results::{Environment, ToolVersions};
 
-use crate::browser::{BrowserBinaries, BrowserBuild, BrowserKind, Label, binary_version};
+use crate::browser::{BrowserBinaries, BrowserBuild, BrowserKind, Label};
 use crate::runner::Binaries;
 
 #[derive(Debug, Args, Clone)]
@@ -25,6 +25,13 @@ pub(super) struct BinaryArgs {
     /// geckodriver executable (default: `geckodriver` on PATH or in ~/.cargo/bin).
     #[arg(long, env = "HM_GECKODRIVER")]
     pub(super) geckodriver: Option<PathBuf>,
+    /// WebKitGTK browser (default: Debian's MiniBrowser,
+    /// /usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser).
+    #[arg(long, env = "HM_WEBKIT")]
+    pub(super) webkit_binary: Option<PathBuf>,
+    /// WebKitWebDriver executable (default: `WebKitWebDriver` on PATH).
+    #[arg(long, env = "HM_WEBKITWEBDRIVER")]
+    pub(super) webkitwebdriver: Option<PathBuf>,
     /// A labelled Chromium build; give it once per build to measure several side by side in
     /// one run, each in columns of its own (`chromium@LABEL`), e.g. `--chromium
     /// stable=/usr/bin/chromium,/usr/bin/chromedriver --chromium
@@ -35,6 +42,9 @@ pub(super) struct BinaryArgs {
     /// A labelled Firefox build, as `--chromium`: `--firefox esr=/usr/bin/firefox-esr,/usr/bin/geckodriver`.
     #[arg(long, value_name = "LABEL=FIREFOX,GECKODRIVER", value_parser = BuildSpec::parse)]
     pub(super) firefox: Vec<BuildSpec>,
+    /// A labelled WebKit build, as `--chromium`: `--webkit LABEL=MINIBROWSER,WEBKITWEBDRIVER`.
+    #[arg(long, value_name = "LABEL=MINIBROWSER,WEBKITWEBDRIVER", value_parser = BuildSpec::parse)]
+    pub(super) webkit: Vec<BuildSpec>,
 }
 
 /// One `--chromium`/`--firefox` value: `LABEL=BROWSER,DRIVER`.
@@ -93,6 +103,13 @@ pub(super) fn resolve_binaries(args: &BinaryArgs) -> anyhow::Result<Binaries> {
             &args.geckodriver,
             "--firefox-binary (HM_FIREFOX) or --geckodriver (HM_GECKODRIVER)",
         ),
+        (
+            BrowserKind::Webkit,
+            &args.webkit,
+            &args.webkit_binary,
+            &args.webkitwebdriver,
+            "--webkit-binary (HM_WEBKIT) or --webkitwebdriver (HM_WEBKITWEBDRIVER)",
+        ),
     ];
     let mut out = Vec::new();
     for (kind, specs, browser, driver, flags) in engines {
@@ -134,7 +151,7 @@ pub(super) fn tool_versions(binaries: &Binaries) -> BTreeMap<String, ToolVersion
         .iter()
         .map(|(build, b)| {
             let v = match b {
-                Ok(b) => match (binary_version(&b.browser), binary_version(&b.driver)) {
+                Ok(b) => match build.kind.engine().versions(b) {
                     (Ok(browser), Ok(driver)) => ToolVersions {
                         browser: Some(browser),
                         driver: Some(driver),

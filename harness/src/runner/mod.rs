@@ -423,6 +423,7 @@ mod tests {
                 "s / rustls / chromium@stable / TLS 1.3",
                 "s / rustls / chromium@candidate / TLS 1.3",
                 "s / rustls / firefox / TLS 1.3",
+                "s / rustls / webkit / TLS 1.3",
             ]
         );
         let c = &cells(&plan)[1];

@@ -52,7 +52,7 @@ pub(crate) fn processes() -> impl Iterator<Item = (u32, String, PathBuf)> {
         })
 }
 
-/// Every browser or driver process on the machine, as `pid name`.
+/// Every browser, driver or display process on the machine, as `pid name`.
 pub(crate) fn browser_processes() -> std::collections::BTreeSet<String> {
     processes()
         .filter(|(_, name, _)| {
@@ -69,6 +69,16 @@ pub(crate) fn browser_processes() -> std::collections::BTreeSet<String> {
                 "Socket Process",
                 "Utility Process",
                 "forkserver",
+                // WebKit: the driver, MiniBrowser, its helpers (names cut to 15 characters),
+                // the sandbox and the trial's display.
+                "WebKitWebDriver",
+                "MiniBrowser",
+                "WebKitNetworkPr",
+                "WebKitWebProces",
+                "WebKitGPUProces",
+                "bwrap",
+                "xdg-dbus-proxy",
+                "Xvfb",
             ]
             .iter()
             .any(|n| name.starts_with(n))
