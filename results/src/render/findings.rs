@@ -223,15 +223,24 @@ fn group_text(results: &RunResults, cells: &[usize]) -> String {
         ));
     }
     let mut text = format!(
-        "{} — {} cells ({} × TLS {}), {} trials",
+        "{} — {} ({} × TLS {}), {}",
         parts.join("; "),
-        measured.len(),
+        plural(measured.len(), "cell"),
         backends.into_iter().collect::<Vec<_>>().join(", "),
         tls.into_iter().collect::<Vec<_>>().join(", "),
-        trials.len()
+        plural(trials.len(), "trial")
     );
     if errors > 0 {
         text += &format!("; {errors} cell(s) error, not counted");
     }
     text
+}
+
+/// `1 cell`, `3 cells`.
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
