@@ -162,6 +162,7 @@ fn group_text(results: &RunResults, cells: &[usize]) -> String {
     let mut first_action: BTreeSet<&str> = BTreeSet::new();
     let mut before_actions: BTreeSet<&str> = BTreeSet::new();
     let mut without_page = 0;
+    let mut revisit_reused = false;
     for c in &measured {
         let Some(f) = first_page_step(c) else {
             without_page += c.trials.len();
@@ -181,13 +182,15 @@ fn group_text(results: &RunResults, cells: &[usize]) -> String {
                 before.push(earlier.iter().map(|s| s.failed_handshakes).sum());
             }
             first_view.push(t.steps[..=f].iter().map(|s| s.failed_handshakes).sum());
-            revisit.extend(
-                t.steps
-                    .iter()
-                    .skip(f + 1)
-                    .filter(|s| s.action == StepAction::Revisit && s.page_shown)
-                    .filter_map(|s| s.retries),
-            );
+            for s in t
+                .steps
+                .iter()
+                .skip(f + 1)
+                .filter(|s| s.action == StepAction::Revisit && s.page_shown)
+            {
+                revisit.extend(s.retries);
+                revisit_reused |= s.page_on_reused_connection;
+            }
         }
     }
     let action = first_action.into_iter().collect::<Vec<_>>().join("/");
@@ -211,8 +214,13 @@ fn group_text(results: &RunResults, cells: &[usize]) -> String {
         ));
     }
     if !revisit.is_empty() {
+        let reused = if revisit_reused {
+            " (the page came over an earlier connection: every failed handshake of the step)"
+        } else {
+            ""
+        };
         parts.push(format!(
-            "{} per revisit",
+            "{} per revisit{reused}",
             counted(&revisit, "retry", "retries")
         ));
     }
@@ -243,4 +251,13 @@ fn plural(n: usize, what: &str) -> String {
     } else {
         format!("{n} {what}s")
     }
+}
+
+/// `- chromium — click-through, close: …`, one line per finding, as `matrix.md`, the terminal
+/// and the README print them.
+pub(super) fn finding_lines(results: &RunResults) -> Vec<String> {
+    findings(results)
+        .iter()
+        .map(|f| format!("- {} — {}", f.browser, f.text))
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! `matrix.md`.
 
 use super::Exporter;
+use super::findings::finding_lines;
 use super::view::{
     Matrix, broken_lines, cause_lines, finding_sections, headline_text, legend, missing_log_lines,
 };
@@ -27,6 +28,11 @@ impl Exporter for Markdown {
             env.git_revision.as_deref().unwrap_or("no git revision"),
             env.os
         );
+        s += &markdown_section(
+            "Findings (per browser, from the cells below)",
+            &finding_lines(results),
+        );
+        s += "\n";
         s += &legend(results);
         s += "\n| scenario | backend |";
         for (b, t) in &m.columns {
