@@ -112,7 +112,12 @@ fn the_readme_s_figures_are_the_recorded_run_s() {
         .map(|s| s.connections.len() + s.failed_handshakes as usize)
         .sum();
     assert_eq!(
-        (without_page, capped, teardown, run.broken_expectations().len()),
+        (
+            without_page,
+            capped,
+            teardown,
+            run.broken_expectations().len()
+        ),
         (0, 0, 0, 0),
         "the README says every trial showed the page, none was capped, the teardown was empty and nothing broke"
     );
@@ -131,7 +136,10 @@ fn the_readme_s_figures_are_the_recorded_run_s() {
         format!("{} `unknown`", causes[&ClientCause::Unknown]),
     ];
     for e in expected {
-        assert!(text.contains(&e), "README's figures do not say {e:?}:\n{text}");
+        assert!(
+            text.contains(&e),
+            "README's figures do not say {e:?}:\n{text}"
+        );
     }
     assert!(
         !causes.contains_key(&ClientCause::RestartWithAllowedCert),

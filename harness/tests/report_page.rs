@@ -45,8 +45,8 @@ where
     F: FnOnce(Client) -> Fut,
     Fut: Future<Output = Client> + Send + 'static,
 {
-    let bins = BrowserBinaries::find(BrowserKind::Chromium, None, None)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let bins =
+        BrowserBinaries::find(BrowserKind::Chromium, None, None).unwrap_or_else(|e| panic!("{e}"));
     let profile = tempfile::tempdir().unwrap();
     let dir = profile.path();
     let scenario = shipped("report-close");
@@ -106,8 +106,8 @@ fn file_url(path: &Path) -> String {
 #[test]
 fn the_report_of_a_real_run_shows_findings_and_one_bar_per_connection() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let bins = BrowserBinaries::find(BrowserKind::Chromium, None, None)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let bins =
+        BrowserBinaries::find(BrowserKind::Chromium, None, None).unwrap_or_else(|e| panic!("{e}"));
     let out = kept_folder("report-page-run");
     let plan = RunPlan {
         scenarios: vec![shipped("report-close")],
@@ -143,10 +143,17 @@ fn the_report_of_a_real_run_shows_findings_and_one_bar_per_connection() {
         .collect();
     let mut kinds: Vec<String> = records
         .iter()
-        .map(|r| serde_json::to_value(&r.outcome).unwrap()["kind"].as_str().unwrap().to_owned())
+        .map(|r| {
+            serde_json::to_value(&r.outcome).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     kinds.sort();
-    let proceed = trial.steps[1].retries.expect("the proceed step showed the page");
+    let proceed = trial.steps[1]
+        .retries
+        .expect("the proceed step showed the page");
     let expected_proceed = if proceed == 1 {
         "1 retry before the page on proceed".to_owned()
     } else {
@@ -194,7 +201,9 @@ fn the_report_of_a_real_run_shows_findings_and_one_bar_per_connection() {
             let timeline = client
                 .wait()
                 .at_most(Duration::from_secs(10))
-                .for_element(Locator::Css("tr.detail .trial[data-trial=\"1\"] svg.timeline"))
+                .for_element(Locator::Css(
+                    "tr.detail .trial[data-trial=\"1\"] svg.timeline",
+                ))
                 .await
                 .expect("clicking the cell draws the trial's timeline");
             let bars = timeline.find_all(Locator::Css("rect.bar")).await.unwrap();
@@ -214,11 +223,7 @@ fn the_report_of_a_real_run_shows_findings_and_one_bar_per_connection() {
                 "one bar per connection record of the trial, with its outcome"
             );
             let bands = timeline.find_all(Locator::Css("rect.band")).await.unwrap();
-            assert_eq!(
-                bands.len(),
-                steps,
-                "one band per step and the teardown"
-            );
+            assert_eq!(bands.len(), steps, "one band per step and the teardown");
             client
                 .execute(
                     "document.querySelector('tr.detail').scrollIntoView()",

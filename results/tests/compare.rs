@@ -228,7 +228,9 @@ fn a_real_change_measured_again_is_confirmed() {
     let page = d.render_html("old", "new");
     let grid = &page[page.find("<table class=\"grid\">").expect("a grid")..];
     assert!(
-        grid.contains("<td class=\"c\">changed: proceed (step 2): 3 → 1; revisit (step 3): 3 → 1</td>"),
+        grid.contains(
+            "<td class=\"c\">changed: proceed (step 2): 3 → 1; revisit (step 3): 3 → 1</td>"
+        ),
         "{grid}"
     );
 }

@@ -60,7 +60,10 @@ impl Exporter for Html {
             "Why handshakes failed (browser logs; every failed handshake of the step, not only retries)",
             cause_lines(results),
         ));
-        sections.push(("Browser log missing or unreadable", missing_log_lines(results)));
+        sections.push((
+            "Browser log missing or unreadable",
+            missing_log_lines(results),
+        ));
         sections.push(("Broken expectations (✗)", broken_lines(results)));
         for (title, lines) in sections.into_iter().filter(|(_, l)| !l.is_empty()) {
             s += &format!("<h2>{}</h2><ul>", esc(title));
@@ -330,10 +333,7 @@ fn outcome_kind(o: &Outcome) -> (String, Option<String>) {
 /// library's words, and the browser's side with the evidence its cause rests on.
 /// `side` is `None` without a browser log, `Some(None)` when the log does not name the
 /// connection.
-fn record_text(
-    r: &ConnectionRecord,
-    side: Option<Option<&ClientSide>>,
-) -> String {
+fn record_text(r: &ConnectionRecord, side: Option<Option<&ClientSide>>) -> String {
     let outcome = match &r.outcome {
         Outcome::Established { requests } => format!("established, {requests} request(s) served"),
         Outcome::Idle => "idle (handshake done, closed without a request)".into(),
@@ -351,7 +351,8 @@ fn record_text(
         ss.cipher_suite.clone(),
         ss.alpn.as_ref().map(|a| format!("ALPN {a}")),
         ss.sni.as_ref().map(|a| format!("SNI {a}")),
-        ss.resumed.map(|r| if r { "resumed" } else { "full handshake" }.to_owned()),
+        ss.resumed
+            .map(|r| if r { "resumed" } else { "full handshake" }.to_owned()),
     ]
     .into_iter()
     .flatten()
