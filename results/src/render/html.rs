@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use super::findings::findings;
 use super::view::{
-    Matrix, broken_lines, cause_lines, finding_sections, headline_text, legend, missing_log_lines,
+    Matrix, broken_lines, cause_lines, every_step, finding_sections, headline_text, legend,
+    missing_log_lines,
 };
 use super::{Exporter, esc};
 use crate::{CellResult, CellStatus, ClientSide, RunResults, TrialResult};
@@ -116,12 +117,6 @@ fn findings_html(results: &RunResults) -> String {
     s + "</section>"
 }
 
-/// The lower median (an observed value, as [`crate::Spread`]).
-fn median(mut v: Vec<u32>) -> Option<u32> {
-    v.sort_unstable();
-    v.get(v.len().checked_sub(1)? / 2).copied()
-}
-
 /// One matrix cell: the headline, every step's median failed handshakes, per page view.
 fn cell_html(results: &RunResults, cell: &CellResult) -> String {
     let index = results
@@ -147,61 +142,15 @@ fn cell_html(results: &RunResults, cell: &CellResult) -> String {
         esc(&cell.key.to_string()),
         esc(&headline_text(cell))
     );
-    if let Some(first) = cell.trials.iter().find(|t| t.error.is_none()) {
-        let medians: Vec<Option<u32>> = (0..first.steps.len())
-            .map(|i| {
-                median(
-                    cell.trials
-                        .iter()
-                        .filter_map(|t| t.steps.get(i))
-                        .map(|s| s.failed_handshakes)
-                        .collect(),
-                )
-            })
-            .collect();
-        let steps: Vec<String> = first
-            .steps
-            .iter()
-            .zip(&medians)
-            .enumerate()
-            .map(|(i, (st, m))| {
-                format!(
-                    "{} {} {}",
-                    i + 1,
-                    st.action,
-                    m.map_or("–".into(), |m| m.to_string())
-                )
-            })
-            .collect();
+    if let Some((steps, views)) = every_step(cell) {
         s += &format!(
             "<div class=\"steps\" title=\"median failed handshakes of every step (all of them, before and after the page)\">{}</div>",
-            esc(&steps.join(" · "))
+            esc(&steps)
         );
-        if let Some(f) = cell.headline.first().map(|h| h.step) {
-            // A page view: the steps up to the one that first shows the page, then each revisit.
-            let mut views = vec![median(
-                cell.trials
-                    .iter()
-                    .filter(|t| t.steps.len() > f)
-                    .map(|t| t.steps[..=f].iter().map(|s| s.failed_handshakes).sum())
-                    .collect(),
-            )];
-            views.extend(
-                first
-                    .steps
-                    .iter()
-                    .enumerate()
-                    .skip(f + 1)
-                    .filter(|(_, st)| st.action == StepAction::Revisit)
-                    .map(|(i, _)| medians[i]),
-            );
-            let views: Vec<String> = views
-                .iter()
-                .map(|v| v.map_or("–".into(), |v| v.to_string()))
-                .collect();
+        if let Some(views) = views {
             s += &format!(
                 "<div class=\"views\" title=\"median failed handshakes per page view: the first (every step up to the page), then each revisit\">per view {}</div>",
-                views.join(" · ")
+                esc(&views)
             );
         }
     }

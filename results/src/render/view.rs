@@ -446,3 +446,57 @@ fn step_lines(results: &RunResults) -> String {
     }
     s
 }
+
+/// The lower median (an observed value, as [`crate::Spread`]).
+fn median(mut v: Vec<u32>) -> Option<u32> {
+    v.sort_unstable();
+    v.get(v.len().checked_sub(1)? / 2).copied()
+}
+
+/// What a person pays, step by step: `1 visit 2 · 2 proceed 4 · 3 revisit 3` (the median
+/// failed handshakes of every step over the trials), and per page view `6 · 3` (the first view:
+/// every step up to the one that first shows the page; then each revisit). `None` for a cell
+/// without a trial that ran.
+pub(super) fn every_step(cell: &CellResult) -> Option<(String, Option<String>)> {
+    let first = cell.trials.iter().find(|t| t.error.is_none())?;
+    let medians: Vec<Option<u32>> = (0..first.steps.len())
+        .map(|i| {
+            median(
+                cell.trials
+                    .iter()
+                    .filter_map(|t| t.steps.get(i))
+                    .map(|s| s.failed_handshakes)
+                    .collect(),
+            )
+        })
+        .collect();
+    let text = |v: &Option<u32>| v.map_or("–".into(), |v| v.to_string());
+    let steps: Vec<String> = first
+        .steps
+        .iter()
+        .zip(&medians)
+        .enumerate()
+        .map(|(i, (st, m))| format!("{} {} {}", i + 1, st.action, text(m)))
+        .collect();
+    let views = cell.headline.first().map(|h| {
+        let f = h.step;
+        let mut views = vec![median(
+            cell.trials
+                .iter()
+                .filter(|t| t.steps.len() > f)
+                .map(|t| t.steps[..=f].iter().map(|s| s.failed_handshakes).sum())
+                .collect(),
+        )];
+        views.extend(
+            first
+                .steps
+                .iter()
+                .enumerate()
+                .skip(f + 1)
+                .filter(|(_, st)| st.action == model::StepAction::Revisit)
+                .map(|(i, _)| medians[i]),
+        );
+        views.iter().map(text).collect::<Vec<_>>().join(" · ")
+    });
+    Some((steps.join(" · "), views))
+}
