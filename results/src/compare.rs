@@ -221,6 +221,7 @@ impl Diff {
             esc(old_label),
             esc(new_label)
         );
+        h += &self.grid_html();
         let _ = write!(h, "<pre>{}</pre>", esc(&self.render()));
         for t in &self.tested {
             let (class, word) = match t.verdict {
@@ -265,6 +266,101 @@ impl Diff {
             h += "</table>";
         }
         h += "<p><i>Italic</i>: confirmation trials. The rule and its bound: README, \"How a change is decided\".</p></body></html>\n";
+        h
+    }
+}
+
+impl Diff {
+    /// The cells the comparison says something about, laid out as the matrix (rows scenario ×
+    /// backend, columns browser × TLS), each with its before → after and highlighted by what
+    /// the rule decided; the cells that did not move are counted below it.
+    fn grid_html(&self) -> String {
+        let mut cells: Vec<(&CellKey, &'static str, String)> = Vec::new();
+        for c in &self.changed {
+            if !self.tested.iter().any(|t| t.key == c.key) {
+                cells.push((&c.key, "c", format!("changed: {}", c.what)));
+            }
+        }
+        for t in &self.tested {
+            let (class, word) = match t.verdict {
+                Verdict::Confirmed => ("c", "changed"),
+                Verdict::Flagged => ("f", "flagged"),
+                Verdict::NotConfirmed => ("n", "noise"),
+            };
+            let moved: Vec<String> = t
+                .components
+                .iter()
+                .filter(|c| c.label.ends_with(" retries"))
+                .map(|c| {
+                    format!(
+                        "{}: {} → {}",
+                        c.label.trim_end_matches(" retries"),
+                        median_text(&c.old),
+                        median_text(&c.new)
+                    )
+                })
+                .collect();
+            cells.push((&t.key, class, format!("{word}: {}", moved.join("; "))));
+        }
+        for k in &self.added {
+            cells.push((k, "c", "new cell".into()));
+        }
+        for k in &self.removed {
+            cells.push((k, "c", "cell removed".into()));
+        }
+        if cells.is_empty() {
+            return format!(
+                "<p>No cell changed, was flagged or came and went ({} compared).</p>",
+                self.compared
+            );
+        }
+        let mut rows: Vec<(&str, &str)> = Vec::new();
+        let mut columns: Vec<(String, &str)> = Vec::new();
+        for (k, _, _) in &cells {
+            let row = (k.scenario.as_str(), k.backend.as_str());
+            let col = (k.browser_column(), k.tls.as_str());
+            if !rows.contains(&row) {
+                rows.push(row);
+            }
+            if !columns.contains(&col) {
+                columns.push(col);
+            }
+        }
+        rows.sort();
+        columns.sort();
+        let mut h = String::from(
+            "<h2>Cells before → after (median retries per headline step)</h2>\
+             <table class=\"grid\"><tr><th>scenario</th><th>backend</th>",
+        );
+        for (b, t) in &columns {
+            let _ = write!(h, "<th>{} TLS {}</th>", esc(b), esc(t));
+        }
+        h += "</tr>";
+        for (scenario, backend) in &rows {
+            let _ = write!(h, "<tr><td>{}</td><td>{}</td>", esc(scenario), esc(backend));
+            for (b, t) in &columns {
+                match cells.iter().find(|(k, _, _)| {
+                    k.scenario == *scenario
+                        && k.backend == *backend
+                        && k.browser_column() == *b
+                        && k.tls == *t
+                }) {
+                    Some((_, class, text)) => {
+                        let _ = write!(h, "<td class=\"{class}\">{}</td>", esc(text));
+                    }
+                    None => h += "<td></td>",
+                }
+            }
+            h += "</tr>";
+        }
+        let quiet = self.compared.saturating_sub(self.tested.len());
+        let _ = write!(
+            h,
+            "</table><p>Orange: changed (confirmed, or its status or headline steps changed); \
+             yellow: flagged, not yet measured again; green: flagged, measured again, noise. \
+             {quiet} more compared cells did not move enough to be looked at; empty: not among \
+             them.</p>"
+        );
         h
     }
 }

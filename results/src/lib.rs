@@ -22,7 +22,7 @@ pub use crate::compare::{
     CellChange, CellTest, Component, Diff, HistoryEntry, MergeError, Rule, Verdict,
     VersionConflict, diff, diff_with, history_table, merge,
 };
-pub use crate::render::{Exporter, Format, history_html, render, write_all};
+pub use crate::render::{Exporter, Finding, Format, findings, history_html, render, write_all};
 
 /// Bumped whenever a field is added, removed or changes meaning.
 ///

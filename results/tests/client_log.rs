@@ -116,7 +116,7 @@ fn causes_count_only_trials_with_a_netlog_and_say_so() {
     for format in [Format::Terminal, Format::Markdown] {
         let text = render(&r, format);
         assert!(
-            text.contains("1 failed in 1 of 2 trials with a NetLog = 1 unknown"),
+            text.contains("(step 1): 1 failed handshake (all of the step's, not only retries) in 1 of 2 trials with a NetLog = 1 unknown"),
             "{format:?}:\n{text}"
         );
     }
@@ -141,8 +141,10 @@ fn a_missing_netlog_is_visible_on_its_cell() {
 #[test]
 fn the_html_shows_each_cause_with_its_reason_and_evidence_on_hover() {
     let html = render(&results(), Format::Html);
+    // The page's script shows a connection's record on hover or click, from the lines the
+    // page embeds.
     assert!(
-        html.contains("title=\"record 1: unknown (NetLog socket 62)"),
+        html.contains("why the browser opened it: unknown") && html.contains("NetLog socket 62"),
         "{html}"
     );
     assert!(html.contains("unknown because: attempt manager 49 had requesters"));

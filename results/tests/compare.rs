@@ -225,6 +225,15 @@ fn a_real_change_measured_again_is_confirmed() {
     assert!(d.has_changes());
     assert_eq!(d.tested[0].verdict, Verdict::Confirmed);
     insta::assert_snapshot!(d.render());
+    // The page highlights the changed cell in the matrix's layout, with before and after.
+    let page = d.render_html("old", "new");
+    let grid = &page[page.find("<table class=\"grid\">").expect("a grid")..];
+    assert!(
+        grid.contains(
+            "<td class=\"c\">changed: proceed (step 2): 3 → 1; revisit (step 3): 3 → 1</td>"
+        ),
+        "{grid}"
+    );
 }
 
 #[test]

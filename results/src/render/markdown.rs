@@ -1,8 +1,10 @@
 //! `matrix.md`.
 
 use super::Exporter;
+use super::findings::finding_lines;
 use super::view::{
-    Matrix, broken_lines, cause_lines, finding_sections, headline_text, legend, missing_log_lines,
+    Matrix, broken_lines, cause_lines, every_step, finding_sections, headline_text, legend,
+    missing_log_lines,
 };
 use crate::{CellStatus, RunResults};
 
@@ -27,6 +29,11 @@ impl Exporter for Markdown {
             env.git_revision.as_deref().unwrap_or("no git revision"),
             env.os
         );
+        s += &markdown_section(
+            "Findings (per browser, from the cells below)",
+            &finding_lines(results),
+        );
+        s += "\n";
         s += &legend(results);
         s += "\n| scenario | backend |";
         for (b, t) in &m.columns {
@@ -42,6 +49,25 @@ impl Exporter for Markdown {
                     " {} |",
                     m.cell(row, col).map(headline_text).unwrap_or_default()
                 );
+            }
+            s += "\n";
+        }
+        s += "\n## Every step (median failed handshakes of each step, numbered from 1; per page view: the first, up to the page, then each revisit)\n\n| scenario | backend |";
+        for (b, t) in &m.columns {
+            s += &format!(" {b} TLS {t} |");
+        }
+        s += "\n|---|---|";
+        s += &"---|".repeat(m.columns.len());
+        s += "\n";
+        for row in &m.rows {
+            s += &format!("| {} | {} |", row.0, row.1);
+            for col in &m.columns {
+                let text = match m.cell(row, col).and_then(every_step) {
+                    Some((steps, Some(views))) => format!("{steps}; per view {views}"),
+                    Some((steps, None)) => steps,
+                    None => String::new(),
+                };
+                s += &format!(" {text} |");
             }
             s += "\n";
         }

@@ -1,6 +1,7 @@
 //! Renderers: one type per file format, each an [`Exporter`], over the same matrix view; the
 //! terminal table; and the history page, which spans several runs.
 
+mod findings;
 mod history;
 mod html;
 mod json;
@@ -13,6 +14,7 @@ use std::path::Path;
 
 use crate::{ResultsError, RunResults, write_atomically};
 
+pub use self::findings::{Finding, findings};
 pub use self::history::history_html;
 pub(crate) use self::view::headline_text;
 

@@ -2,6 +2,7 @@
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
+use super::findings::finding_lines;
 use super::view::{
     Matrix, broken_lines, cause_lines, finding_sections, headline_text, legend, missing_log_lines,
 };
@@ -26,6 +27,7 @@ pub(super) fn render(results: &RunResults) -> String {
         );
         table.add_row(cells);
     }
+    let summary = text_section("findings", &finding_lines(results));
     let findings: String = finding_sections(results)
         .into_iter()
         .map(|(title, lines)| text_section(title, &lines))
@@ -40,7 +42,7 @@ pub(super) fn render(results: &RunResults) -> String {
     );
     let broken = text_section("broken expectations (✗)", &broken_lines(results));
     format!(
-        "{table}\n{}{findings}{causes}{missing}{broken}",
+        "{table}\n{}{summary}{findings}{causes}{missing}{broken}",
         legend(results)
     )
 }

@@ -48,7 +48,9 @@ impl<'a> Matrix<'a> {
 }
 
 /// `2 / 1 / 1`: median retries of the step that first shows the page, then of each revisit;
-/// `–` where no trial showed the page in that step. `⚑k/n` after a step: only k of the n
+/// `–` where no trial showed the page in that step; `↺` after a number: in some trial the page
+/// came over a connection opened in an earlier step (keep-alive), so the number counts every
+/// failed handshake of the step. `⚑k/n` after a step: only k of the n
 /// trials showed the page there (the number is over those k); `⏱` after the cell: a step was cut
 /// off by the settle cap; `✗` an expectation broke.
 pub(crate) fn headline_text(cell: &CellResult) -> String {
@@ -69,9 +71,14 @@ pub(crate) fn headline_text(cell: &CellResult) -> String {
             .headline
             .iter()
             .map(|h| {
+                let reused = cell.trials.iter().any(|t| {
+                    t.steps
+                        .get(h.step)
+                        .is_some_and(|s| s.page_on_reused_connection)
+                });
                 let number = h
                     .retries
-                    .map(|r| r.to_string())
+                    .map(|r| format!("{r}{}", if reused { "↺" } else { "" }))
                     .unwrap_or_else(|| "–".into());
                 if h.trials_without_page > 0 {
                     format!("{number} ⚑{}/{n}", n - h.trials_without_page)
@@ -324,7 +331,8 @@ pub(super) fn missing_log_lines(results: &RunResults) -> Vec<String> {
         .collect()
 }
 
-/// `- cell proceed: 9 failed in 3 of 3 trials with a NetLog = 6 preconnect + 3 first-attempt`,
+/// `- cell proceed (step 2): 9 failed handshakes (…) in 3 of 3 trials with a NetLog = 6
+/// preconnect + 3 first-attempt`,
 /// from browser logs: only trials with a log are counted, and the count says how many that is.
 pub(super) fn cause_lines(results: &RunResults) -> Vec<String> {
     let mut out = Vec::new();
@@ -339,9 +347,11 @@ pub(super) fn cause_lines(results: &RunResults) -> Vec<String> {
             parts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
             let parts: Vec<String> = parts.iter().map(|(k, n)| format!("{n} {k}")).collect();
             out.push(format!(
-                "- {} {}: {total} failed in {} of {} trials with a NetLog = {}",
+                "- {} {} (step {}): {} (all of the step's, not only retries) in {} of {} trials with a NetLog = {}",
                 c.key,
                 h.action,
+                h.step + 1,
+                plural(total as usize, "failed handshake"),
                 trials_with_log(c),
                 c.trials.len(),
                 parts.join(" + ")
@@ -370,12 +380,19 @@ pub(super) fn legend(results: &RunResults) -> String {
     let env = &results.environment;
     let mut s = format!(
         "Each cell: median retries (failed handshakes before the page) of the step that first shows \
-         the page, then of each revisit — `min–max` in brackets when trials differ; `⚑k/n` only k \
-         of n trials showed the page; `⏱` a step hit the settle cap; `✗` an expectation broke. \
-         {} of {} cells.\n",
+         the page, then of each revisit — `min–max` in brackets when trials differ; `↺` the page \
+         came over a connection opened in an earlier step (keep-alive), so that number is every \
+         failed handshake of the step; `⚑k/n` only k of n trials showed the page; `⏱` a step hit \
+         the settle cap; `✗` an expectation broke. {} of {} cells.\n\
+         Connection tokens: `ok(n)` established, n requests served; `idle` handshake done, no \
+         request; `alert(46)`, `reset`, `eof`, `timeout`, `error` rejected (a failed handshake); \
+         `late-…` after a completed handshake: `late-alert(42)`, `late-reset` are \
+         rejected-after-handshake (a failed handshake), `late-error` error-after-handshake (not \
+         one); `[preconnect]` why the browser opened it, from its log.\n",
         results.cells.len(),
         results.cells_requested
     );
+    s += &step_lines(results);
     s += &teardown_total(results);
     for (name, v) in &env.browsers {
         let versions = [v.browser.as_deref(), v.driver.as_deref()]
@@ -394,4 +411,92 @@ pub(super) fn legend(results: &RunResults) -> String {
         s += &format!("- {name}: {v}\n");
     }
     s
+}
+
+/// `Steps of report-close: 1 visit, 2 proceed, 3 revisit, 4 revisit; its cells show 2 proceed /
+/// 3 revisit / 4 revisit.`, once per scenario: which number is which step.
+fn step_lines(results: &RunResults) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut s = String::new();
+    for c in &results.cells {
+        if seen.contains(&c.key.scenario.as_str()) || c.headline.is_empty() {
+            continue;
+        }
+        let Some(t) = c.trials.iter().find(|t| !t.steps.is_empty()) else {
+            continue;
+        };
+        seen.push(&c.key.scenario);
+        let steps: Vec<String> = t
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, st)| format!("{} {}", i + 1, st.action))
+            .collect();
+        let shown: Vec<String> = c
+            .headline
+            .iter()
+            .map(|h| format!("{} {}", h.step + 1, h.action))
+            .collect();
+        s += &format!(
+            "Steps of {}: {}; its cells show {}.\n",
+            c.key.scenario,
+            steps.join(", "),
+            shown.join(" / ")
+        );
+    }
+    s
+}
+
+/// The lower median (an observed value, as [`crate::Spread`]).
+fn median(mut v: Vec<u32>) -> Option<u32> {
+    v.sort_unstable();
+    v.get(v.len().checked_sub(1)? / 2).copied()
+}
+
+/// What a person pays, step by step: `1 visit 2 · 2 proceed 4 · 3 revisit 3` (the median
+/// failed handshakes of every step over the trials), and per page view `6 · 3` (the first view:
+/// every step up to the one that first shows the page; then each revisit). `None` for a cell
+/// without a trial that ran.
+pub(super) fn every_step(cell: &CellResult) -> Option<(String, Option<String>)> {
+    let first = cell.trials.iter().find(|t| t.error.is_none())?;
+    let medians: Vec<Option<u32>> = (0..first.steps.len())
+        .map(|i| {
+            median(
+                cell.trials
+                    .iter()
+                    .filter_map(|t| t.steps.get(i))
+                    .map(|s| s.failed_handshakes)
+                    .collect(),
+            )
+        })
+        .collect();
+    let text = |v: &Option<u32>| v.map_or("–".into(), |v| v.to_string());
+    let steps: Vec<String> = first
+        .steps
+        .iter()
+        .zip(&medians)
+        .enumerate()
+        .map(|(i, (st, m))| format!("{} {} {}", i + 1, st.action, text(m)))
+        .collect();
+    let views = cell.headline.first().map(|h| {
+        let f = h.step;
+        let mut views = vec![median(
+            cell.trials
+                .iter()
+                .filter(|t| t.steps.len() > f)
+                .map(|t| t.steps[..=f].iter().map(|s| s.failed_handshakes).sum())
+                .collect(),
+        )];
+        views.extend(
+            first
+                .steps
+                .iter()
+                .enumerate()
+                .skip(f + 1)
+                .filter(|(_, st)| st.action == model::StepAction::Revisit)
+                .map(|(i, _)| medians[i]),
+        );
+        views.iter().map(text).collect::<Vec<_>>().join(" · ")
+    });
+    Some((steps.join(" · "), views))
 }
