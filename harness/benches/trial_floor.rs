@@ -36,7 +36,7 @@ use fantoccini::ClientBuilder;
 use harness::browser::{self, BrowserBinaries, BrowserKind, SessionPlan, binary_version};
 use harness::process::{DriverProcess, free_port};
 use harness::progress::Progress;
-use harness::runner::{RunPlan, run};
+use harness::runner::{RelayMode, RunPlan, run};
 use harness::scenario::Scenario;
 use harness::target::{self, TrialServer};
 use model::TlsVersion;
@@ -69,6 +69,7 @@ async fn floor_trial(bins: &BrowserBinaries, scenario: &Scenario) -> f64 {
             cert: &bundle,
             tls: TLS,
             port: None,
+            dir,
         })
         .unwrap();
     let url = server.url(f.host);
@@ -80,6 +81,7 @@ async fn floor_trial(bins: &BrowserBinaries, scenario: &Scenario) -> f64 {
         cert_files: &files,
         knobs: &f.knobs,
         dir,
+        steering: None,
     };
     let (home, profile) = browser::home_and_profile(dir);
     for d in [&home, &profile] {
@@ -138,6 +140,7 @@ async fn harness_run(
         keep_profiles: false,
         server_port: None,
         only: None,
+        relay: RelayMode::Off,
     };
     let empty = RunResults {
         schema_version: SCHEMA_VERSION,

@@ -152,6 +152,7 @@ async fn measure_again(
         keep_profiles: false,
         server_port: None,
         only: Some(keys.clone()),
+        relay: crate::runner::RelayMode::Both,
     };
     let sub = RunResults {
         schema_version: SCHEMA_VERSION,

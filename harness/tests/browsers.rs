@@ -67,6 +67,7 @@ fn run_matrix_on(sel: Selection, tls: Vec<TlsVersion>) -> (RunResults, tempfile:
         keep_profiles: false,
         server_port: None,
         only: None,
+        relay: harness::runner::RelayMode::Off,
     };
     let results = RunResults {
         schema_version: SCHEMA_VERSION,

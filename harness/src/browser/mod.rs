@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::process::{DriverProcess, free_port};
+use crate::target::Steering;
 
 mod build;
 mod chromium;
@@ -386,6 +387,8 @@ pub struct SessionPlan<'a> {
     pub knobs: &'a Knobs,
     /// The trial's private directory (profile, HOME, logs).
     pub dir: &'a Path,
+    /// Where to send the connections to the URL's host and port instead (a relay).
+    pub steering: Option<&'a Steering>,
 }
 
 /// A running browser with a WebDriver session.
@@ -757,6 +760,7 @@ mod tests {
             cert_files: &cert_files,
             knobs,
             dir,
+            steering: None,
         })
     }
 

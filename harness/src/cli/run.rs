@@ -15,7 +15,7 @@ use super::{
 };
 use crate::browser::BrowserKind;
 use crate::progress::Progress;
-use crate::runner::{RunPlan, cells, run};
+use crate::runner::{RelayMode, RunPlan, cells, run};
 use crate::scenario;
 
 #[derive(Debug, Args)]
@@ -57,6 +57,12 @@ pub(super) struct RunArgs {
     /// (needs `--jobs 1`). A port another program holds makes those trials `error`.
     #[arg(long, value_name = "PORT")]
     server_port: Option<u16>,
+    /// Reach the built-in backends through the recording relay (`only`: columns
+    /// `rustls+relay`, …), or both directly and through it, side by side (`both`), to see that
+    /// the relay changes nothing and how far its records agree with the servers' own
+    /// (`harness relay-accuracy RUN`).
+    #[arg(long, value_enum, default_value_t = RelayMode::Off)]
+    relay: RelayMode,
     /// Compare the finished run with this earlier run (folder or matrix.json): the accepted
     /// baseline. Exit 3 on a confirmed change (see `harness diff --help`).
     #[arg(long)]
@@ -108,6 +114,7 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
         keep_profiles: args.keep_profiles,
         server_port: args.server_port,
         only: None,
+        relay: args.relay,
     };
     if args.server_port.is_some() && plan.jobs > 1 {
         return Err(usage(anyhow::anyhow!(

@@ -63,6 +63,21 @@ pub struct RunPlan {
     pub server_port: Option<u16>,
     /// Only these cells (`--confirm` measures the flagged cells again); `None`: every cell.
     pub only: Option<std::collections::BTreeSet<CellKey>>,
+    /// Whether the built-in backends are measured directly, through the recording relay, or
+    /// both side by side.
+    pub relay: RelayMode,
+}
+
+/// How the built-in backends are reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RelayMode {
+    /// Directly (the backend column is `rustls`, …).
+    #[default]
+    Off,
+    /// Through the recording relay only (`rustls+relay`, …).
+    Only,
+    /// Both, as separate columns, to compare them in one run.
+    Both,
 }
 
 /// One cell to run.
@@ -149,18 +164,28 @@ pub fn cells(plan: &RunPlan) -> Vec<Cell> {
                             continue;
                         }
                         let repeat = plan.repeat.unwrap_or(s.file.repeat);
-                        let cell = Cell {
-                            scenario: s.clone(),
-                            target: target::builtin(backend),
-                            browser,
-                            label: label.clone(),
-                            tls,
-                            repeat,
+                        let targets = match plan.relay {
+                            RelayMode::Off => vec![target::builtin(backend)],
+                            RelayMode::Only => vec![target::builtin_relayed(backend)],
+                            RelayMode::Both => vec![
+                                target::builtin(backend),
+                                target::builtin_relayed(backend),
+                            ],
                         };
-                        if plan.only.as_ref().is_some_and(|o| !o.contains(&cell.key())) {
-                            continue;
+                        for target in targets {
+                            let cell = Cell {
+                                scenario: s.clone(),
+                                target,
+                                browser,
+                                label: label.clone(),
+                                tls,
+                                repeat,
+                            };
+                            if plan.only.as_ref().is_some_and(|o| !o.contains(&cell.key())) {
+                                continue;
+                            }
+                            cells.push(cell);
                         }
-                        cells.push(cell);
                     }
                 }
             }
@@ -169,7 +194,7 @@ pub fn cells(plan: &RunPlan) -> Vec<Cell> {
     cells
 }
 
-fn now_us() -> u64 {
+pub(crate) fn now_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
@@ -363,6 +388,7 @@ mod tests {
             keep_profiles: false,
             server_port: None,
             only: None,
+            relay: RelayMode::Off,
         }
     }
 

@@ -7,8 +7,11 @@
 //! command line's own list of targets).
 
 mod in_process;
+pub mod relay;
+mod relayed;
 
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,6 +22,7 @@ use model::{ConnectionRecord, TlsVersion};
 use crate::scenario::{Host, ScenarioFile};
 
 pub use self::in_process::InProcess;
+pub use self::relayed::{Relayed, SERVER_RECORDS_FILE};
 
 /// A kind of server a cell can measure; [`Target::start`] gives each trial its own instance.
 pub trait Target: Send + Sync + fmt::Debug {
@@ -44,6 +48,23 @@ pub struct TrialServer<'a> {
     pub tls: TlsVersion,
     /// Serve on this loopback port; `None`: a free one.
     pub port: Option<u16>,
+    /// The trial's folder, for what a target keeps beside the records.
+    pub dir: &'a Path,
+}
+
+/// How the browser is pointed at a relay in place of the server without changing the URL:
+/// connections to `host:port` go to `to_host:to_port` (DESIGN.md, *target*).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Steering {
+    /// The URL's host, as written in it (`localhost`, `127.0.0.1`).
+    pub host: String,
+    /// The URL's port.
+    pub port: u16,
+    /// Where those connections go instead: the same host (the relay listens on its loopback
+    /// addresses), or a loopback address.
+    pub to_host: String,
+    /// The relay's port.
+    pub to_port: u16,
 }
 
 /// A target serving one trial.
@@ -54,6 +75,11 @@ pub trait RunningTarget: Send + Sync {
     fn last_accept(&self) -> Option<Instant>;
     /// Connections the kernel accepted that the server has not taken yet.
     fn queued(&self) -> u32;
+    /// Where the browser's connections must be steered (a relay in front of the server);
+    /// `None`: the URL leads to the server itself.
+    fn steering(&self, _host: Host) -> Option<Steering> {
+        None
+    }
     /// Stops serving and returns every connection's record; or, when some connection has no
     /// record, the ones there are and why the rest are missing.
     fn stop(self: Box<Self>) -> Result<Vec<ConnectionRecord>, Unrecorded>;
@@ -83,4 +109,10 @@ pub struct TargetError {
 /// The built-in target a scenario's `backends` entry names.
 pub fn builtin(backend: BackendName) -> Arc<dyn Target> {
     Arc::new(InProcess(backend))
+}
+
+/// The built-in target, observed through a recording relay (to show that the relay changes
+/// nothing, and how far its records agree with the server's own).
+pub fn builtin_relayed(backend: BackendName) -> Arc<dyn Target> {
+    Arc::new(Relayed::new(builtin(backend)))
 }
