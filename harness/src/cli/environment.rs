@@ -8,6 +8,7 @@ use backends::BackendName;
 use clap::Args;
 use results::{Environment, ToolVersions};
 
+use crate::target::ServerProgram;
 use crate::browser::{BrowserBinaries, BrowserBuild, BrowserKind, Label, binary_version};
 use crate::runner::Binaries;
 
@@ -204,6 +205,11 @@ pub(super) fn environment(binaries: &Binaries) -> Environment {
         backends: BackendName::ALL
             .iter()
             .map(|b| (b.as_str().to_owned(), b.backend().library_version()))
+            .chain(
+                ServerProgram::ALL
+                    .iter()
+                    .filter_map(|p| Some((p.as_str().to_owned(), p.version().ok()?))),
+            )
             .collect(),
     }
 }

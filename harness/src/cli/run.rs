@@ -4,28 +4,30 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use backends::BackendName;
 use clap::Args;
 use results::{Format, RunResults, SCHEMA_VERSION};
 
 use super::environment::{BinaryArgs, environment, resolve_binaries, rfc3339_now};
 use super::{
-    BackendArg, EXIT_INCOMPLETE, Failure, TlsArg, default_jobs, load_scenarios, read_run,
+    EXIT_INCOMPLETE, Failure, TlsArg, default_jobs, load_scenarios, read_run,
     report_outcomes, shutdown_signal, usage,
 };
 use crate::browser::BrowserKind;
 use crate::progress::Progress;
 use crate::runner::{RelayMode, RunPlan, cells, run};
 use crate::scenario;
+use crate::target::TargetName;
 
 #[derive(Debug, Args)]
 pub(super) struct RunArgs {
     /// Scenarios to run: `all`, or names (file stems in the scenarios folder) separated by commas.
     #[arg(long, value_name = "all|NAME[,NAME…]")]
     matrix: Option<String>,
-    /// Only these backends.
-    #[arg(long, value_enum, value_delimiter = ',')]
-    backend: Vec<BackendArg>,
+    /// Only these backends: built-in (`rustls`, `openssl`, `mbedtls`) or server programs
+    /// observed through the relay (`lighttpd-openssl`, `lighttpd-gnutls`, `lighttpd-wolfssl`,
+    /// `lighttpd-mbedtls`, `nginx`).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    backend: Vec<TargetName>,
     /// Only these browsers.
     #[arg(long, value_enum, value_delimiter = ',')]
     browser: Vec<BrowserKind>,
@@ -103,7 +105,7 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
         .map_err(usage)?;
     let plan = RunPlan {
         scenarios,
-        backends: args.backend.iter().map(|&b| b.into()).collect(),
+        backends: args.backend.clone(),
         browsers: args.browser.clone(),
         tls: args.tls.iter().map(|&t| t.into()).collect(),
         repeat: args.repeat,
@@ -156,9 +158,15 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
             eprintln!("warning: {build} cells will be `error`: {e}");
         }
     }
-    for b in BackendName::ALL {
-        if let Some(why) = b.backend().unavailable() {
-            eprintln!("warning: {b} cells will be `error`: {why}");
+    let used: std::collections::BTreeSet<TargetName> = plan
+        .scenarios
+        .iter()
+        .flat_map(|s| s.file.backends.iter().copied())
+        .filter(|t| plan.backends.is_empty() || plan.backends.contains(t))
+        .collect();
+    for t in used {
+        if let Some(why) = t.target(false).unavailable() {
+            eprintln!("warning: {t} cells will be `error`: {why}");
         }
     }
     let results = RunResults {

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use backends::BackendName;
 use model::TlsVersion;
 use results::{CellKey, CellResult, CellStatus, RunResults, TrialResult};
 use tokio::sync::{Semaphore, mpsc};
@@ -28,7 +27,7 @@ pub use self::trial::SETTLE_CAP;
 use crate::browser::{BrowserBinaries, BrowserBuild, BrowserKind, Label};
 use crate::progress::Progress;
 use crate::scenario::Scenario;
-use crate::target::{self, Target};
+use crate::target::{Target, TargetName};
 
 /// Every browser build of a run with its binaries, or why it cannot run, in the order the
 /// command line gave them: one unlabelled build per engine, or the engine's labelled builds
@@ -41,7 +40,7 @@ pub struct RunPlan {
     /// Scenarios to run.
     pub scenarios: Vec<Scenario>,
     /// Only these backends (empty: the scenario's).
-    pub backends: Vec<BackendName>,
+    pub backends: Vec<TargetName>,
     /// Only these browsers (empty: the scenario's); every build of each.
     pub browsers: Vec<BrowserKind>,
     /// Only these TLS versions (empty: the scenario's).
@@ -164,13 +163,13 @@ pub fn cells(plan: &RunPlan) -> Vec<Cell> {
                             continue;
                         }
                         let repeat = plan.repeat.unwrap_or(s.file.repeat);
+                        // A server program is always behind the relay; the mode is about the
+                        // built-in backends.
                         let targets = match plan.relay {
-                            RelayMode::Off => vec![target::builtin(backend)],
-                            RelayMode::Only => vec![target::builtin_relayed(backend)],
-                            RelayMode::Both => vec![
-                                target::builtin(backend),
-                                target::builtin_relayed(backend),
-                            ],
+                            _ if !backend.is_builtin() => vec![backend.target(true)],
+                            RelayMode::Off => vec![backend.target(false)],
+                            RelayMode::Only => vec![backend.target(true)],
+                            RelayMode::Both => vec![backend.target(false), backend.target(true)],
                         };
                         for target in targets {
                             let cell = Cell {
@@ -227,7 +226,7 @@ fn precheck(cell: &Cell, plan: &RunPlan) -> Option<CellStatus> {
     if let Some(reason) = cell.target.unavailable() {
         return Some(CellStatus::Error { reason, log: None });
     }
-    if let Err(reason) = cell.target.supports(cell.tls) {
+    if let Err(reason) = cell.target.supports(&cell.scenario.file, cell.tls) {
         return Some(CellStatus::Unsupported { reason });
     }
     cell.binaries(plan)

@@ -7,6 +7,7 @@
 //! command line's own list of targets).
 
 mod in_process;
+mod program;
 pub mod relay;
 mod relayed;
 
@@ -22,6 +23,7 @@ use model::{ConnectionRecord, TlsVersion};
 use crate::scenario::{Host, ScenarioFile};
 
 pub use self::in_process::InProcess;
+pub use self::program::ServerProgram;
 pub use self::relayed::{Relayed, SERVER_RECORDS_FILE};
 
 /// A kind of server a cell can measure; [`Target::start`] gives each trial its own instance.
@@ -31,8 +33,9 @@ pub trait Target: Send + Sync + fmt::Debug {
     /// Why no trial can run against it at all (a library not linked in, a program not
     /// installed). Such cells are `error` with this reason.
     fn unavailable(&self) -> Option<String>;
-    /// `Err(reason)` when it cannot be pinned to `tls`: the cell is `unsupported`.
-    fn supports(&self, tls: TlsVersion) -> Result<(), String>;
+    /// `Err(reason)` when it cannot be pinned to `tls` or cannot serve the way `scenario` asks:
+    /// the cell is `unsupported`.
+    fn supports(&self, scenario: &ScenarioFile, tls: TlsVersion) -> Result<(), String>;
     /// Starts serving one trial.
     fn start(&self, trial: &TrialServer<'_>) -> Result<Box<dyn RunningTarget>, TargetError>;
 }
@@ -104,6 +107,88 @@ pub struct TargetError {
     /// What went wrong. Not a `#[source]`: the message already says it, and error chains
     /// printed with `{:#}` would say it twice.
     pub cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// What a scenario's `backends` entry (and `--backend`) names: a built-in backend, or a server
+/// program observed through the relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TargetName {
+    /// `rustls`, `openssl`, `mbedtls`.
+    Builtin(BackendName),
+    /// `lighttpd-openssl`, …, `nginx`.
+    Program(ServerProgram),
+}
+
+impl TargetName {
+    /// The built-in backends: a scenario's default.
+    pub fn builtins() -> Vec<Self> {
+        BackendName::ALL.iter().map(|&b| Self::Builtin(b)).collect()
+    }
+
+    /// Every name, built-in backends first.
+    pub fn all() -> Vec<Self> {
+        let mut all = Self::builtins();
+        all.extend(ServerProgram::ALL.iter().map(|&p| Self::Program(p)));
+        all
+    }
+
+    /// As written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Builtin(b) => b.as_str(),
+            Self::Program(p) => p.as_str(),
+        }
+    }
+
+    /// The target, reached as `relay` says (a program is always behind the relay).
+    pub fn target(self, relayed: bool) -> Arc<dyn Target> {
+        match self {
+            Self::Builtin(b) if relayed => builtin_relayed(b),
+            Self::Builtin(b) => builtin(b),
+            Self::Program(p) => program::target(p),
+        }
+    }
+
+    /// Whether it is a built-in backend.
+    pub fn is_builtin(self) -> bool {
+        matches!(self, Self::Builtin(_))
+    }
+}
+
+impl fmt::Display for TargetName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for TargetName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::all()
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                let valid: Vec<String> = Self::all()
+                    .into_iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect();
+                format!("unknown backend `{s}`, expected one of {}", valid.join(", "))
+            })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TargetName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for TargetName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// The built-in target a scenario's `backends` entry names.

@@ -10,7 +10,7 @@ use model::{ConnectionRecord, TlsVersion};
 
 use super::relay::{Route, RunningRelay, unreachable_cause};
 use super::{RunningTarget, Target, TargetError, TrialServer, Unrecorded};
-use crate::scenario::Host;
+use crate::scenario::{Host, ScenarioFile};
 
 /// Beside `connections.jsonl` (the relay's records) when the server behind the relay keeps
 /// records of its own (a built-in backend): the truth the relay's records are checked against.
@@ -21,13 +21,30 @@ pub const SERVER_RECORDS_FILE: &str = "server-connections.jsonl";
 pub struct Relayed {
     inner: Arc<dyn Target>,
     name: String,
+    /// The inner target keeps records of its own (the truth the relay is checked against).
+    inner_records: bool,
 }
 
 impl Relayed {
-    /// `inner` behind a relay; its column is `<inner>+relay`.
+    /// A built-in backend behind the relay, to check the relay against it: its column is
+    /// `<inner>+relay`, and the backend's own records are kept beside the relay's.
     pub fn new(inner: Arc<dyn Target>) -> Self {
         let name = format!("{}+relay", inner.name());
-        Self { inner, name }
+        Self {
+            inner,
+            name,
+            inner_records: true,
+        }
+    }
+
+    /// A server that keeps no records the harness can read, observed by the relay alone: its
+    /// column is its own name.
+    pub fn observing(inner: Arc<dyn Target>) -> Self {
+        Self {
+            name: inner.name().to_owned(),
+            inner,
+            inner_records: false,
+        }
     }
 }
 
@@ -40,8 +57,8 @@ impl Target for Relayed {
         self.inner.unavailable()
     }
 
-    fn supports(&self, tls: TlsVersion) -> Result<(), String> {
-        self.inner.supports(tls)
+    fn supports(&self, scenario: &ScenarioFile, tls: TlsVersion) -> Result<(), String> {
+        self.inner.supports(scenario, tls)
     }
 
     fn start(&self, trial: &TrialServer<'_>) -> Result<Box<dyn RunningTarget>, TargetError> {
@@ -73,7 +90,9 @@ impl Target for Relayed {
         Ok(Box::new(RunningRelayed {
             inner: Some(inner),
             relay: Some(relay),
-            records_file: trial.dir.join(SERVER_RECORDS_FILE),
+            records_file: self
+                .inner_records
+                .then(|| trial.dir.join(SERVER_RECORDS_FILE)),
         }))
     }
 }
@@ -81,7 +100,8 @@ impl Target for Relayed {
 struct RunningRelayed {
     inner: Option<Box<dyn RunningTarget>>,
     relay: Option<RunningRelay>,
-    records_file: PathBuf,
+    /// Where the inner target's own records go, if it keeps any.
+    records_file: Option<PathBuf>,
 }
 
 impl RunningTarget for RunningRelayed {
@@ -132,12 +152,14 @@ impl RunningTarget for RunningRelayed {
         if let Some(fault) = server_records.iter().find_map(ConnectionRecord::server_fault) {
             problems.push(format!("the server behind the relay failed: {fault}"));
         }
-        let jsonl: String = server_records
-            .iter()
-            .map(|r| serde_json::to_string(r).expect("record serialises") + "\n")
-            .collect();
-        if let Err(e) = std::fs::write(&self.records_file, jsonl) {
-            tracing::warn!("writing {}: {e}", self.records_file.display());
+        if let Some(file) = &self.records_file {
+            let jsonl: String = server_records
+                .iter()
+                .map(|r| serde_json::to_string(r).expect("record serialises") + "\n")
+                .collect();
+            if let Err(e) = std::fs::write(file, jsonl) {
+                tracing::warn!("writing {}: {e}", file.display());
+            }
         }
         if problems.is_empty() {
             Ok(records)
