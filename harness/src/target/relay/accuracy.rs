@@ -69,8 +69,8 @@ impl Accuracy {
     }
 }
 
-/// The outcome kind and cause kind, as compared: an encrypted alert agrees with any alert
-/// (its description is what the relay cannot read, and says so).
+/// The outcome kind, cause kind and request count, as compared: an encrypted alert agrees
+/// with any alert (its description is what the relay cannot read, and says so).
 fn kind(o: &Outcome) -> String {
     let cause = |c: &Cause| match c {
         Cause::Alert { .. } | Cause::EncryptedAlert => "alert",
@@ -81,7 +81,7 @@ fn kind(o: &Outcome) -> String {
         Cause::ServerFault { .. } => "server-fault",
     };
     match o {
-        Outcome::Established { .. } => "established".into(),
+        Outcome::Established { requests } => format!("established ({requests} requests)"),
         Outcome::Idle => "idle".into(),
         Outcome::Rejected { cause: c } => format!("rejected {}", cause(c)),
         Outcome::RejectedAfterHandshake { cause: c } => {
