@@ -82,6 +82,8 @@ async fn floor_trial(bins: &BrowserBinaries, scenario: &Scenario) -> f64 {
         knobs: &f.knobs,
         dir,
         steering: None,
+        tls_pin: None,
+        any_page: false,
     };
     let (home, profile) = browser::home_and_profile(dir);
     for d in [&home, &profile] {
@@ -141,6 +143,7 @@ async fn harness_run(
         server_port: None,
         only: None,
         relay: RelayMode::Off,
+        external: Vec::new(),
     };
     let empty = RunResults {
         schema_version: SCHEMA_VERSION,

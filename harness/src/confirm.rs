@@ -153,6 +153,7 @@ async fn measure_again(
         server_port: None,
         only: Some(keys.clone()),
         relay: crate::runner::RelayMode::Both,
+        external: Vec::new(),
     };
     let sub = RunResults {
         schema_version: SCHEMA_VERSION,

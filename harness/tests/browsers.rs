@@ -68,6 +68,7 @@ fn run_matrix_on(sel: Selection, tls: Vec<TlsVersion>) -> (RunResults, tempfile:
         server_port: None,
         only: None,
         relay: harness::runner::RelayMode::Off,
+        external: Vec::new(),
     };
     let results = RunResults {
         schema_version: SCHEMA_VERSION,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use fantoccini::{Client, Locator};
-use model::{ClientCause, ClientLogSource, ConnectionRecord, Knobs, TrustMode};
+use model::{ClientCause, ClientLogSource, ConnectionRecord, Knobs, TlsVersion, TrustMode};
 use results::{CellResult, ClientLog, ClientSide};
 use serde_json::{Value, json};
 
@@ -127,6 +127,14 @@ impl Browser for Chromium {
         let (_, profile) = home_and_profile(plan.dir);
         let mut args: Vec<String> = ARGS.iter().map(|s| (*s).to_owned()).collect();
         args.push(host_resolver_rules(plan.steering));
+        if let Some(v) = plan.tls_pin {
+            let v = match v {
+                TlsVersion::Tls12 => "tls1.2",
+                TlsVersion::Tls13 => "tls1.3",
+            };
+            args.push(format!("--ssl-version-min={v}"));
+            args.push(format!("--ssl-version-max={v}"));
+        }
         args.push(format!("--user-data-dir={}", profile.display()));
         // The client side of every connection, to say why each one was opened.
         args.push(format!(

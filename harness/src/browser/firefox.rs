@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fantoccini::Client;
-use model::{ClientLogSource, ConnectionRecord, Knobs, PrefValue, TrustMode};
+use model::{ClientLogSource, ConnectionRecord, Knobs, PrefValue, TlsVersion, TrustMode};
 use results::{CellResult, ClientLog};
 use serde_json::{Value, json};
 
@@ -99,6 +99,16 @@ impl Browser for Firefox {
         Box::pin(async move {
             let mut prefs = prefs(plan.knobs);
             prefs.extend(steering_prefs(plan.steering));
+            if let Some(v) = plan.tls_pin {
+                // NSS numbers: 3 is TLS 1.2, 4 is TLS 1.3.
+                let n = match v {
+                    TlsVersion::Tls12 => 3,
+                    TlsVersion::Tls13 => 4,
+                };
+                for pref in ["security.tls.version.min", "security.tls.version.max"] {
+                    prefs.insert(pref.to_owned(), PrefValue::Int(n));
+                }
+            }
             let user_js = user_js(&prefs);
             let path = profile.join("user.js");
             tokio::fs::write(&path, user_js)

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use certs::{CertBundle, CertFiles};
 use fantoccini::{Client, ClientBuilder};
-use model::{ClientLogSource, ConnectionRecord, Knobs, PAGE_TITLE, TrustMode};
+use model::{ClientLogSource, ConnectionRecord, Knobs, PAGE_TITLE, TlsVersion, TrustMode};
 use results::{CellResult, ClientLog};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -389,6 +389,11 @@ pub struct SessionPlan<'a> {
     pub dir: &'a Path,
     /// Where to send the connections to the URL's host and port instead (a relay).
     pub steering: Option<&'a Steering>,
+    /// Pin the browser to this TLS version (for a server the harness cannot pin).
+    pub tls_pin: Option<TlsVersion>,
+    /// Any page that is not a warning or an error is the server's page (a target that serves
+    /// its own page).
+    pub any_page: bool,
 }
 
 /// A running browser with a WebDriver session.
@@ -400,6 +405,9 @@ pub struct BrowserSession {
     session_id: String,
     /// Removed when the session is dropped, after the driver is stopped.
     _tmp: tempfile::TempDir,
+    /// Any page that is neither a warning nor an error counts as the page (a server the user
+    /// names serves its own, without the harness's title).
+    any_page: bool,
 }
 
 async fn create_dir(dir: &Path) -> Result<(), BrowserError> {
@@ -559,6 +567,7 @@ impl BrowserSession {
             driver_url,
             session_id,
             _tmp: tmp,
+            any_page: plan.any_page,
         };
         engine.session_started(session.client(), plan).await?;
         Ok(session)
@@ -597,7 +606,15 @@ impl BrowserSession {
         if title == PAGE_TITLE {
             return Ok(Shown::Page);
         }
-        self.engine.read_warning(self.client(), title).await
+        let shown = self.engine.read_warning(self.client(), title).await?;
+        if self.any_page && matches!(shown, Shown::Other { .. }) {
+            let url = self.client().current_url().await.map_err(cmd("get url"))?;
+            // Error pages live elsewhere (chrome-error://, about:neterror).
+            if url.scheme() == "https" {
+                return Ok(Shown::Page);
+            }
+        }
+        Ok(shown)
     }
 
     /// Clicks through the certificate warning as a user does, then waits for the page.
@@ -761,6 +778,8 @@ mod tests {
             knobs,
             dir,
             steering: None,
+            tls_pin: None,
+            any_page: false,
         })
     }
 

@@ -16,7 +16,7 @@ use crate::browser::BrowserKind;
 use crate::progress::Progress;
 use crate::runner::{RelayMode, RunPlan, cells, run};
 use crate::scenario;
-use crate::target::TargetName;
+use crate::target::{External, TargetName};
 
 #[derive(Debug, Args)]
 pub(super) struct RunArgs {
@@ -65,6 +65,18 @@ pub(super) struct RunArgs {
     /// (`harness relay-accuracy RUN`).
     #[arg(long, value_enum, default_value_t = RelayMode::Off)]
     relay: RelayMode,
+    /// Measure this HTTPS server (yours, a dev server, a device) instead of the scenarios'
+    /// backends: `https://HOST[:PORT]/[PATH]`. Its connections pass through the recording
+    /// relay on loopback; the TLS column pins the browser. See the README, "Test your own
+    /// server".
+    #[arg(long, value_name = "URL")]
+    target: Option<String>,
+    /// The `--target`'s name in the backend column (default: HOST:PORT).
+    #[arg(long, value_name = "NAME", requires = "target")]
+    target_name: Option<String>,
+    /// The CA (or self-signed certificate, PEM) that `trusted-ca` installs for `--target`.
+    #[arg(long, value_name = "FILE", requires = "target")]
+    target_ca: Option<PathBuf>,
     /// Compare the finished run with this earlier run (folder or matrix.json): the accepted
     /// baseline. Exit 3 on a confirmed change (see `harness diff --help`).
     #[arg(long)]
@@ -103,7 +115,22 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
     let out = std::path::absolute(&out)
         .with_context(|| format!("resolving {}", out.display()))
         .map_err(usage)?;
+    let external: Vec<std::sync::Arc<dyn crate::target::Target>> = match &args.target {
+        None => Vec::new(),
+        Some(url) => {
+            let t = External::new(url, args.target_name.clone(), args.target_ca.as_deref())
+                .map_err(|e| usage(anyhow::anyhow!(e)))?;
+            if let Some(why) = &t.probe().name_mismatch {
+                eprintln!("warning: --target {url}: {why}");
+            }
+            eprintln!(
+                "note: --target {url} serves its own certificate and connection policy; the scenarios' `cert`, `connection` and `backends` do not apply to it"
+            );
+            vec![std::sync::Arc::new(t)]
+        }
+    };
     let plan = RunPlan {
+        external,
         scenarios,
         backends: args.backend.clone(),
         browsers: args.browser.clone(),

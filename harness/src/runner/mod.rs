@@ -65,6 +65,8 @@ pub struct RunPlan {
     /// Whether the built-in backends are measured directly, through the recording relay, or
     /// both side by side.
     pub relay: RelayMode,
+    /// `--target`: servers the user names, measured instead of the scenarios' backends.
+    pub external: Vec<Arc<dyn Target>>,
 }
 
 /// How the built-in backends are reached.
@@ -140,8 +142,17 @@ impl Cell {
 pub fn cells(plan: &RunPlan) -> Vec<Cell> {
     let mut cells = Vec::new();
     for s in &plan.scenarios {
-        for &backend in &s.file.backends {
-            if !plan.backends.is_empty() && !plan.backends.contains(&backend) {
+        let named: Vec<Arc<dyn Target>> = plan.external.clone();
+        let backends: Vec<Option<TargetName>> = if named.is_empty() {
+            s.file.backends.iter().copied().map(Some).collect()
+        } else {
+            vec![None; named.len()]
+        };
+        for (n, backend) in backends.into_iter().enumerate() {
+            if let Some(b) = backend
+                && !plan.backends.is_empty()
+                && !plan.backends.contains(&b)
+            {
                 continue;
             }
             for &browser in &s.file.browsers {
@@ -165,11 +176,12 @@ pub fn cells(plan: &RunPlan) -> Vec<Cell> {
                         let repeat = plan.repeat.unwrap_or(s.file.repeat);
                         // A server program is always behind the relay; the mode is about the
                         // built-in backends.
-                        let targets = match plan.relay {
-                            _ if !backend.is_builtin() => vec![backend.target(true)],
-                            RelayMode::Off => vec![backend.target(false)],
-                            RelayMode::Only => vec![backend.target(true)],
-                            RelayMode::Both => vec![backend.target(false), backend.target(true)],
+                        let targets = match (backend, plan.relay) {
+                            (None, _) => vec![named[n].clone()],
+                            (Some(b), _) if !b.is_builtin() => vec![b.target(true)],
+                            (Some(b), RelayMode::Off) => vec![b.target(false)],
+                            (Some(b), RelayMode::Only) => vec![b.target(true)],
+                            (Some(b), RelayMode::Both) => vec![b.target(false), b.target(true)],
                         };
                         for target in targets {
                             let cell = Cell {
@@ -229,6 +241,12 @@ fn precheck(cell: &Cell, plan: &RunPlan) -> Option<CellStatus> {
     if let Err(reason) = cell.target.supports(&cell.scenario.file, cell.tls) {
         return Some(CellStatus::Unsupported { reason });
     }
+    if let Err(reason) = cell
+        .target
+        .supports_browser(cell.browser, cell.scenario.file.trust)
+    {
+        return Some(CellStatus::Unsupported { reason });
+    }
     cell.binaries(plan)
         .err()
         .map(|reason| CellStatus::Error { reason, log: None })
@@ -272,11 +290,14 @@ pub async fn run_with(
     let mut outstanding = 0usize;
     for (i, cell) in cells.iter().enumerate() {
         let f = &cell.scenario.file;
+        // A server the user names serves its own certificate and keeps its own connections:
+        // the scenario's `cert` and `connection` say nothing about it.
+        let own = cell.target.own_certificate();
         let mut result = CellResult::new(
             cell.key(),
-            f.cert.as_str(),
+            if own { "the target's own" } else { f.cert.as_str() },
             f.trust.as_str(),
-            f.connection.as_str(),
+            if own { "the target's own" } else { f.connection.as_str() },
         );
         cell.browser.engine().record_knobs(&f.knobs, &mut result);
         if let Some(status) = precheck(cell, &plan) {
@@ -388,6 +409,7 @@ mod tests {
             server_port: None,
             only: None,
             relay: RelayMode::Off,
+            external: Vec::new(),
         }
     }
 

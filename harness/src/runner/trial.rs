@@ -79,8 +79,8 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
     tokio::fs::create_dir_all(dir)
         .await
         .with_context(|| format!("creating {}", dir.display()))?;
-    let bundle = CertBundle::generate(f.cert)?;
-    let files = bundle.write_to(&dir.join("certs"))?;
+    let mut bundle = CertBundle::generate(f.cert)?;
+    let mut files = bundle.write_to(&dir.join("certs"))?;
     let server = cell.target.start(&TrialServer {
         scenario: f,
         cert: &bundle,
@@ -90,6 +90,15 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
     })?;
     let url = server.url(f.host);
     let steering = server.steering(f.host);
+    // A target that serves its own certificate: pin and trust that one, not the trial's.
+    if let Some(served) = server.served_certificate() {
+        bundle.leaf_spki_sha256 = served.spki_sha256;
+        if let Some(anchor) = served.trust_anchor_pem {
+            bundle.trust_anchor_pem = anchor;
+            bundle.trust_anchor_is_ca = true;
+        }
+        files = bundle.write_to(&dir.join("certs"))?;
+    }
     let binaries = cell.binaries(plan).map_err(|e| anyhow::anyhow!("{e}"))?;
     let session_plan = SessionPlan {
         kind: cell.browser,
@@ -100,6 +109,8 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         knobs: &f.knobs,
         dir,
         steering: steering.as_ref(),
+        tls_pin: server.browser_tls(),
+        any_page: cell.target.own_certificate(),
     };
 
     let mut windows = Vec::new();

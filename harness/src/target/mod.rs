@@ -6,6 +6,7 @@
 //! relay, is another. Adding one is a new module here and one line in [`builtin`] (or in the
 //! command line's own list of targets).
 
+mod external;
 mod in_process;
 mod program;
 pub mod relay;
@@ -18,11 +19,13 @@ use std::time::Instant;
 
 use backends::BackendName;
 use certs::CertBundle;
-use model::{ConnectionRecord, TlsVersion};
+use model::{ConnectionRecord, TlsVersion, TrustMode};
 
+use crate::browser::BrowserKind;
 use crate::scenario::{Host, ScenarioFile};
 
 pub use self::in_process::InProcess;
+pub use self::external::{External, Probe};
 pub use self::program::ServerProgram;
 pub use self::relayed::{Relayed, SERVER_RECORDS_FILE};
 
@@ -38,6 +41,24 @@ pub trait Target: Send + Sync + fmt::Debug {
     fn supports(&self, scenario: &ScenarioFile, tls: TlsVersion) -> Result<(), String>;
     /// Starts serving one trial.
     fn start(&self, trial: &TrialServer<'_>) -> Result<Box<dyn RunningTarget>, TargetError>;
+    /// `Err(reason)` when `browser` cannot measure it with `trust`: the cell is `unsupported`.
+    fn supports_browser(&self, _browser: BrowserKind, _trust: TrustMode) -> Result<(), String> {
+        Ok(())
+    }
+    /// It serves its own certificate and connection policy, not the scenario's.
+    fn own_certificate(&self) -> bool {
+        false
+    }
+}
+
+/// The certificate a target serves when it is not the trial's own: what `spki-pin` pins and
+/// what `trusted-ca` installs.
+#[derive(Clone, Debug)]
+pub struct ServedCertificate {
+    /// The leaf's SubjectPublicKeyInfo, SHA-256, base64.
+    pub spki_sha256: String,
+    /// The CA (or self-signed certificate) to trust, when the user gave one.
+    pub trust_anchor_pem: Option<String>,
 }
 
 /// What one trial asks of its server.
@@ -81,6 +102,15 @@ pub trait RunningTarget: Send + Sync {
     /// Where the browser's connections must be steered (a relay in front of the server);
     /// `None`: the URL leads to the server itself.
     fn steering(&self, _host: Host) -> Option<Steering> {
+        None
+    }
+    /// The TLS version the browser must be pinned to, when the server cannot be (a server the
+    /// harness does not configure); `None`: the server is pinned.
+    fn browser_tls(&self) -> Option<TlsVersion> {
+        None
+    }
+    /// The certificate it serves, when that is not the trial's.
+    fn served_certificate(&self) -> Option<ServedCertificate> {
         None
     }
     /// Stops serving and returns every connection's record; or, when some connection has no
