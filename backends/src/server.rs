@@ -415,6 +415,7 @@ impl Accepted {
             backend_code: None,
             queue_wait_ms,
             queue_wait_unknown,
+            relay: None,
         }
     }
 

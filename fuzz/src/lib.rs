@@ -369,6 +369,7 @@ pub fn connection_outcome(data: &[u8]) {
         backend_code: code,
         queue_wait_ms,
         queue_wait_unknown,
+        relay: None,
     };
     let json = serde_json::to_string(&record).expect("serialises");
     let back: ConnectionRecord = serde_json::from_str(&json).expect("reads back");

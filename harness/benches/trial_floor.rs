@@ -36,7 +36,7 @@ use fantoccini::ClientBuilder;
 use harness::browser::{self, BrowserBinaries, BrowserKind, SessionPlan, binary_version};
 use harness::process::{DriverProcess, free_port};
 use harness::progress::Progress;
-use harness::runner::{RunPlan, run};
+use harness::runner::{RelayMode, RunPlan, run};
 use harness::scenario::Scenario;
 use harness::target::{self, TrialServer};
 use model::TlsVersion;
@@ -69,6 +69,7 @@ async fn floor_trial(bins: &BrowserBinaries, scenario: &Scenario) -> f64 {
             cert: &bundle,
             tls: TLS,
             port: None,
+            dir,
         })
         .unwrap();
     let url = server.url(f.host);
@@ -80,6 +81,9 @@ async fn floor_trial(bins: &BrowserBinaries, scenario: &Scenario) -> f64 {
         cert_files: &files,
         knobs: &f.knobs,
         dir,
+        steering: None,
+        tls_pin: None,
+        any_page: false,
     };
     let (home, profile) = browser::home_and_profile(dir);
     for d in [&home, &profile] {
@@ -127,7 +131,7 @@ async fn harness_run(
     let out = tempfile::tempdir().unwrap();
     let plan = RunPlan {
         scenarios: vec![scenario()],
-        backends: vec![BackendName::Rustls],
+        backends: vec![target::TargetName::Builtin(BackendName::Rustls)],
         browsers: vec![BrowserKind::Chromium],
         tls: vec![TLS],
         repeat: Some(trials),
@@ -138,6 +142,8 @@ async fn harness_run(
         keep_profiles: false,
         server_port: None,
         only: None,
+        relay: RelayMode::Off,
+        external: Vec::new(),
     };
     let empty = RunResults {
         schema_version: SCHEMA_VERSION,

@@ -152,6 +152,8 @@ async fn measure_again(
         keep_profiles: false,
         server_port: None,
         only: Some(keys.clone()),
+        relay: crate::runner::RelayMode::Both,
+        external: Vec::new(),
     };
     let sub = RunResults {
         schema_version: SCHEMA_VERSION,

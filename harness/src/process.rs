@@ -200,6 +200,131 @@ impl Drop for DriverProcess {
     }
 }
 
+/// A server program serving one trial (lighttpd, nginx): like a driver, it leads its own
+/// process group under [`confine`], and stopping it (or dropping it) ends the group and every
+/// process naming the trial's folder. Synchronous, as targets start and stop.
+pub struct ServerProcess {
+    child: Option<std::process::Child>,
+    pgid: Option<i32>,
+}
+
+impl ServerProcess {
+    /// Spawns `binary args…` in `dir` in a new process group, output appended to `dir/log`,
+    /// and waits (up to 10 s) until it accepts connections on 127.0.0.1:`port`.
+    pub fn spawn(
+        binary: &Path,
+        args: &[String],
+        dir: &Path,
+        log: &str,
+        port: u16,
+    ) -> Result<Self, String> {
+        use std::os::unix::process::CommandExt;
+        let log = dir.join(log);
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        become_subreaper();
+        let mut command = std::process::Command::new(binary);
+        command
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .env(MARK_PID, std::process::id().to_string())
+            .env(MARK_START, own_start_time());
+        let harness = std::process::id() as libc::pid_t;
+        // SAFETY: `confine` calls only async-signal-safe functions (raw system calls). No PID
+        // namespace: a server is one process (or a master and its workers) in its own group.
+        unsafe {
+            command.pre_exec(move || confine(harness, false));
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        let pgid = Some(child.id() as i32);
+        if let Some(pid) = pgid {
+            owned().insert(pid);
+        }
+        let mut me = Self {
+            child: Some(child),
+            pgid,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                return Ok(me);
+            }
+            if let Some(Ok(Some(status))) = me.child.as_mut().map(std::process::Child::try_wait) {
+                me.stop();
+                return Err(format!(
+                    "{} exited with {status} before listening; see {}",
+                    binary.display(),
+                    log.display()
+                ));
+            }
+            if std::time::Instant::now() >= deadline {
+                me.stop();
+                return Err(format!(
+                    "{} did not listen on port {port} within 10 s; see {}",
+                    binary.display(),
+                    log.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Stops the group (SIGTERM, then SIGKILL after 2 s) and reaps it.
+    pub fn stop(&mut self) {
+        let Some(pgid) = self.pgid.take() else {
+            return;
+        };
+        // SAFETY: signalling a process group we created; errors (already gone) are fine.
+        unsafe { libc::kill(-pgid, libc::SIGTERM) };
+        if let Some(child) = &mut self.child {
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+        owned().remove(&pgid);
+        for _ in 0..100 {
+            // SAFETY: waitpid on our own children in that process group.
+            let r = unsafe { libc::waitpid(-pgid, std::ptr::null_mut(), libc::WNOHANG) };
+            if r < 0 {
+                break; // ECHILD: none left
+            }
+            if r == 0 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        reap_orphans();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Kills every process whose command line contains `dir`, and reaps those that are our children
 /// (orphans we inherited as subreaper); tokio reaps the drivers themselves.
 pub fn kill_processes_naming(dir: &Path) {

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use backends::{BackendName, Concurrency, ConnectionPolicy};
+use backends::{Concurrency, ConnectionPolicy};
+
+use crate::target::TargetName;
 use certs::CertKind;
 use serde::{Deserialize, Serialize};
 
@@ -32,8 +34,8 @@ impl Host {
     }
 }
 
-fn default_backends() -> Vec<BackendName> {
-    BackendName::ALL.to_vec()
+fn default_backends() -> Vec<TargetName> {
+    TargetName::builtins()
 }
 fn default_browsers() -> Vec<BrowserKind> {
     BrowserKind::ALL.to_vec()
@@ -85,7 +87,7 @@ pub struct ScenarioFile {
     pub repeat: u32,
     /// Backends to run (default: all).
     #[serde(default = "default_backends")]
-    pub backends: Vec<BackendName>,
+    pub backends: Vec<TargetName>,
     /// Browsers to run (default: all).
     #[serde(default = "default_browsers")]
     pub browsers: Vec<BrowserKind>,
@@ -118,7 +120,7 @@ pub struct Expectation {
     /// Only these browsers (default: all of the scenario's).
     pub browsers: Option<Vec<BrowserKind>>,
     /// Only these backends.
-    pub backends: Option<Vec<BackendName>>,
+    pub backends: Option<Vec<TargetName>>,
     /// Only these TLS versions.
     pub tls: Option<Vec<TlsVersion>>,
 }
@@ -411,7 +413,7 @@ mod tests {
         let s = Scenario::parse(Path::new("scenarios/report.toml"), OK).unwrap();
         assert_eq!(s.name, "report");
         assert_eq!(s.file.repeat, 3);
-        assert_eq!(s.file.backends, BackendName::ALL);
+        assert_eq!(s.file.backends, TargetName::builtins());
         assert_eq!(s.file.host, Host::Localhost);
     }
 

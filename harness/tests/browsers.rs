@@ -59,7 +59,11 @@ fn run_matrix_on(sel: Selection, tls: Vec<TlsVersion>) -> (RunResults, tempfile:
     let out = tempfile::tempdir().unwrap();
     let plan = RunPlan {
         scenarios: sel.scenarios,
-        backends: sel.backends,
+        backends: sel
+            .backends
+            .into_iter()
+            .map(harness::target::TargetName::Builtin)
+            .collect(),
         browsers: sel.browsers,
         tls,
         repeat: Some(sel.repeat),
@@ -70,6 +74,8 @@ fn run_matrix_on(sel: Selection, tls: Vec<TlsVersion>) -> (RunResults, tempfile:
         keep_profiles: false,
         server_port: None,
         only: None,
+        relay: harness::runner::RelayMode::Off,
+        external: Vec::new(),
     };
     let results = RunResults {
         schema_version: SCHEMA_VERSION,

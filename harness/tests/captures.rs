@@ -10,7 +10,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use backends::BackendName;
 use harness::browser::{BrowserBinaries, BrowserKind};
 use harness::progress::Progress;
 use harness::runner::{RunPlan, run};
@@ -111,7 +110,7 @@ steps = ["visit", "proceed"]
         BrowserBinaries::find(BrowserKind::Chromium, None, None).unwrap_or_else(|e| panic!("{e}"));
     let plan = RunPlan {
         scenarios: vec![scenario],
-        backends: BackendName::ALL.to_vec(),
+        backends: harness::target::TargetName::builtins(),
         browsers: vec![BrowserKind::Chromium],
         tls: TlsVersion::ALL.to_vec(),
         repeat: Some(1),
@@ -122,6 +121,8 @@ steps = ["visit", "proceed"]
         keep_profiles: false,
         server_port: None,
         only: None,
+        relay: harness::runner::RelayMode::Off,
+        external: Vec::new(),
     };
     let empty = RunResults {
         schema_version: SCHEMA_VERSION,

@@ -87,7 +87,9 @@ fn unknown_scenario_backend_and_empty_selection_are_usage_errors() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("[possible values: rustls, openssl, mbedtls]"),
+        stderr(&o).contains(
+            "unknown backend `gnutls`, expected one of `rustls`, `openssl`, `mbedtls`, `lighttpd-openssl`, `lighttpd-gnutls`, `lighttpd-wolfssl`, `lighttpd-mbedtls`, `nginx`"
+        ),
         "{}",
         stderr(&o)
     );

@@ -61,6 +61,9 @@ where
         cert_files: &files,
         knobs: &f.knobs,
         dir,
+        steering: None,
+        tls_pin: None,
+        any_page: false,
     };
     let (home, profile_dir) = browser::home_and_profile(dir);
     for d in [&home, &profile_dir] {
@@ -111,7 +114,7 @@ fn the_report_of_a_real_run_shows_findings_and_one_bar_per_connection() {
     let out = kept_folder("report-page-run");
     let plan = RunPlan {
         scenarios: vec![shipped("report-close")],
-        backends: vec![BackendName::Rustls],
+        backends: vec![harness::target::TargetName::Builtin(BackendName::Rustls)],
         browsers: vec![BrowserKind::Chromium],
         tls: vec![TlsVersion::Tls13],
         repeat: Some(1),
@@ -122,6 +125,8 @@ fn the_report_of_a_real_run_shows_findings_and_one_bar_per_connection() {
         keep_profiles: false,
         server_port: None,
         only: None,
+        relay: harness::runner::RelayMode::Off,
+        external: Vec::new(),
     };
     let empty = RunResults {
         schema_version: SCHEMA_VERSION,

@@ -41,7 +41,10 @@ fn run_webkit(
     let binaries: Binaries = vec![(BrowserKind::Webkit.into(), Ok(found))];
     let plan = RunPlan {
         scenarios,
-        backends,
+        backends: backends
+            .into_iter()
+            .map(harness::target::TargetName::Builtin)
+            .collect(),
         browsers: vec![BrowserKind::Webkit],
         tls: vec![TlsVersion::Tls13],
         repeat: Some(repeat),
@@ -52,6 +55,8 @@ fn run_webkit(
         keep_profiles: false,
         server_port: None,
         only: None,
+        relay: harness::runner::RelayMode::Off,
+        external: Vec::new(),
     };
     let results = RunResults {
         schema_version: SCHEMA_VERSION,

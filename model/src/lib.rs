@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::client::{ClientCause, ClientLogSource};
 pub use crate::record::{
-    AlertLevel, Cause, ConnectionRecord, Ending, HandshakeFailure, Outcome, ServerFault,
-    SessionInfo, alert_name,
+    AlertLevel, Cause, ConnectionRecord, Ending, HandshakeFailure, Inference, InferredField,
+    Outcome, RelayObservation, ServerFault, SessionInfo, alert_name,
 };
 pub use crate::step::{Step, StepAction};
 pub use crate::trust::{

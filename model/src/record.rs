@@ -82,6 +82,10 @@ pub enum Cause {
         /// Its RFC 8446 name, e.g. `certificate_unknown`.
         description: String,
     },
+    /// The peer sent a record the size of an alert after encryption began, then closed: an
+    /// alert whose description only the two ends can read (TLS 1.3, or TLS 1.2 after
+    /// ChangeCipherSpec). Only a relay reports it, and always as an inference (schema 5).
+    EncryptedAlert,
     /// The peer reset the connection (RST), or the write side broke.
     Reset,
     /// The peer closed the TCP connection without an alert.
@@ -154,6 +158,7 @@ impl fmt::Display for Cause {
                 };
                 write!(f, "alert({level}, {description} ({code}))")
             }
+            Self::EncryptedAlert => f.write_str("alert(encrypted)"),
             Self::Reset => f.write_str("reset"),
             Self::Eof => f.write_str("eof"),
             Self::Timeout => f.write_str("timeout"),
@@ -317,6 +322,7 @@ impl Outcome {
         fn cause(c: &Cause) -> String {
             match c {
                 Cause::Alert { code, .. } => format!("alert({code})"),
+                Cause::EncryptedAlert => "alert(?)".into(),
                 Cause::Reset => "reset".into(),
                 Cause::Eof => "eof".into(),
                 Cause::Timeout => "timeout".into(),
@@ -386,9 +392,72 @@ pub struct ConnectionRecord {
     /// Why `queue_wait_ms` is `None`, when the server asked and the kernel did not tell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_wait_unknown: Option<String>,
+    /// Set when a recording relay wrote this record instead of the TLS server itself: what the
+    /// relay could only infer, and how to find the server's own record of the same connection
+    /// (schema 5). `None`: the server's own record, every field observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<RelayObservation>,
+}
+
+/// What a recording relay adds to a record it wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayObservation {
+    /// Every field the relay read from the shape of encrypted traffic rather than saw in clear,
+    /// with how. Empty: every field was seen in clear (or named by the browser's own log).
+    pub inferred: Vec<Inference>,
+    /// Bytes the client sent, and bytes the server sent, through the relay.
+    pub client_bytes: u64,
+    /// See `client_bytes`.
+    pub server_bytes: u64,
+    /// The relay's own port on its connection to the server: a server that records its
+    /// connections names this as the client port of the same connection.
+    pub upstream_port: Option<u16>,
+    /// The failure's cause was taken from the browser's own log (the alert it says it sent),
+    /// replacing the relay's inference.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cause_from_browser_log: bool,
+}
+
+/// One inferred field of a relay's record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inference {
+    /// Which field.
+    pub field: InferredField,
+    /// The observation it rests on, in words.
+    pub how: String,
+}
+
+/// The fields a relay may have to infer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InferredField {
+    /// That the handshake completed (both Finished messages are encrypted in TLS 1.3).
+    HandshakeCompleted,
+    /// The failure's cause (an encrypted alert).
+    Cause,
+    /// The number of HTTP requests (application data is encrypted).
+    Requests,
+}
+
+impl InferredField {
+    /// As in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HandshakeCompleted => "handshake-completed",
+            Self::Cause => "cause",
+            Self::Requests => "requests",
+        }
+    }
 }
 
 impl ConnectionRecord {
+    /// The fields of this record a relay inferred (empty for a server's own record).
+    pub fn inferred(&self) -> impl Iterator<Item = InferredField> + '_ {
+        self.relay
+            .iter()
+            .flat_map(|r| r.inferred.iter().map(|i| i.field))
+    }
+
     /// When the server itself failed on this connection (a panicking backend, no thread),
     /// what went wrong. Such a record says nothing about the client: a trial containing one
     /// cannot be counted. Records from before schema 4 spelled it as an `error` cause whose

@@ -19,5 +19,6 @@ pub fn record(id: u64, at: u64, outcome: Outcome) -> ConnectionRecord {
         backend_code: None,
         queue_wait_ms: None,
         queue_wait_unknown: None,
+        relay: None,
     }
 }

@@ -51,10 +51,15 @@ pub use crate::render::{Exporter, Finding, Format, findings, history_html, rende
 /// is left out when empty, so a run without knobs is written as before.
 ///
 /// Also within 4, a trial may name its packet capture (`capture`), left out when there is none.
-pub const SCHEMA_VERSION: u32 = 4;
+///
+/// 5: a connection record may come from a recording relay in front of a server the harness
+/// does not own (`relay`: which fields it inferred, and how), and its cause may then be
+/// `encrypted-alert`. A reader of 4 would take such a record as the server's own, with every
+/// field observed, hence the bump. Files of 1 to 4 read unchanged.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Schema versions this harness reads.
-pub const READS_SCHEMA_VERSIONS: [u32; 4] = [1, 2, 3, 4];
+pub const READS_SCHEMA_VERSIONS: [u32; 5] = [1, 2, 3, 4, 5];
 
 /// One run: its environment and every requested cell.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use fantoccini::{Client, Locator};
-use model::{ClientCause, ClientLogSource, ConnectionRecord, Knobs, TrustMode};
+use model::{ClientCause, ClientLogSource, ConnectionRecord, Knobs, TlsVersion, TrustMode};
 use results::{CellResult, ClientLog, ClientSide};
 use serde_json::{Value, json};
 
@@ -12,6 +12,7 @@ use super::{
     BoxFuture, Browser, BrowserError, SessionPlan, WEBKIT_ONLY, cmd, gzip, home_and_profile,
 };
 use crate::netlog;
+use crate::target::Steering;
 
 /// Chromium with chromedriver.
 pub(super) struct Chromium;
@@ -35,8 +36,26 @@ const ARGS: &[&str] = &[
     "--no-default-browser-check",
     "--disable-domain-reliability",
     "--disable-client-side-phishing-detection",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
 ];
+
+/// `--host-resolver-rules`: no name resolves but `localhost`, so nothing reaches the network;
+/// with a relay, the URL's `host:port` first goes to the relay's. A `host:port` rule also
+/// applies to an IP literal (measured: `MAP 127.0.0.1:P 127.0.0.1:R` reaches R). An `EXCLUDE`
+/// rule wins over every `MAP`, so steering `localhost` drops the exclusion; every other name
+/// and port still maps to nothing.
+fn host_resolver_rules(steering: Option<&Steering>) -> String {
+    match steering {
+        None => "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost".into(),
+        Some(s) if s.host == "localhost" => format!(
+            "--host-resolver-rules=MAP {}:{} {}:{}, MAP * ~NOTFOUND",
+            s.host, s.port, s.to_host, s.to_port
+        ),
+        Some(s) => format!(
+            "--host-resolver-rules=MAP {}:{} {}:{}, MAP * ~NOTFOUND, EXCLUDE localhost",
+            s.host, s.port, s.to_host, s.to_port
+        ),
+    }
+}
 
 /// Features every trial switches off, so that they make no background connections.
 const QUIET_FEATURES: &[&str] = &[
@@ -109,6 +128,15 @@ impl Browser for Chromium {
     fn capabilities(&self, plan: &SessionPlan<'_>) -> serde_json::Map<String, Value> {
         let (_, profile) = home_and_profile(plan.dir);
         let mut args: Vec<String> = ARGS.iter().map(|s| (*s).to_owned()).collect();
+        args.push(host_resolver_rules(plan.steering));
+        if let Some(v) = plan.tls_pin {
+            let v = match v {
+                TlsVersion::Tls12 => "tls1.2",
+                TlsVersion::Tls13 => "tls1.3",
+            };
+            args.push(format!("--ssl-version-min={v}"));
+            args.push(format!("--ssl-version-max={v}"));
+        }
         args.push(format!("--user-data-dir={}", profile.display()));
         // The client side of every connection, to say why each one was opened.
         args.push(format!(

@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fantoccini::Client;
-use model::{ClientLogSource, ConnectionRecord, Knobs, PrefValue, TrustMode};
+use model::{ClientLogSource, ConnectionRecord, Knobs, PrefValue, TlsVersion, TrustMode};
 use results::{CellResult, ClientLog};
 use serde_json::{Value, json};
 
 use super::{
     BoxFuture, Browser, BrowserError, SessionPlan, WEBKIT_ONLY, cmd, gzip, home_and_profile,
 };
+use crate::target::Steering;
 
 /// Firefox ESR with geckodriver.
 pub(super) struct Firefox;
@@ -99,7 +100,19 @@ impl Browser for Firefox {
         profile: &'a Path,
     ) -> BoxFuture<'a, Result<(), BrowserError>> {
         Box::pin(async move {
-            let user_js = user_js(&prefs(plan.knobs));
+            let mut prefs = prefs(plan.knobs);
+            prefs.extend(steering_prefs(plan.steering));
+            if let Some(v) = plan.tls_pin {
+                // NSS numbers: 3 is TLS 1.2, 4 is TLS 1.3.
+                let n = match v {
+                    TlsVersion::Tls12 => 3,
+                    TlsVersion::Tls13 => 4,
+                };
+                for pref in ["security.tls.version.min", "security.tls.version.max"] {
+                    prefs.insert(pref.to_owned(), PrefValue::Int(n));
+                }
+            }
+            let user_js = user_js(&prefs);
             let path = profile.join("user.js");
             tokio::fs::write(&path, user_js)
                 .await
@@ -254,6 +267,26 @@ fn prefs(knobs: &Knobs) -> BTreeMap<String, PrefValue> {
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     prefs.extend(knobs.firefox_prefs());
+    prefs
+}
+
+/// With a relay: Firefox remaps the URL's port to the relay's at the socket level
+/// (`network.socket.forcePort`, which applies to IP literals too: measured), and, when the
+/// relay is elsewhere than the URL's host, resolves every name to the relay's address.
+fn steering_prefs(steering: Option<&Steering>) -> Vec<(String, PrefValue)> {
+    let Some(s) = steering else {
+        return Vec::new();
+    };
+    let mut prefs = vec![(
+        "network.socket.forcePort".to_owned(),
+        PrefValue::String(format!("{}={}", s.port, s.to_port)),
+    )];
+    if s.to_host != s.host {
+        prefs.push((
+            "network.dns.forceResolve".to_owned(),
+            PrefValue::String(s.to_host.clone()),
+        ));
+    }
     prefs
 }
 

@@ -15,12 +15,13 @@ use std::time::Duration;
 
 use certs::{CertBundle, CertFiles};
 use fantoccini::{Client, ClientBuilder};
-use model::{ClientLogSource, ConnectionRecord, Knobs, PAGE_TITLE, TrustMode};
+use model::{ClientLogSource, ConnectionRecord, Knobs, PAGE_TITLE, TlsVersion, TrustMode};
 use results::{CellResult, ClientLog};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::process::{DriverProcess, free_port};
+use crate::target::Steering;
 
 mod build;
 mod chromium;
@@ -425,6 +426,13 @@ pub struct SessionPlan<'a> {
     pub knobs: &'a Knobs,
     /// The trial's private directory (profile, HOME, logs).
     pub dir: &'a Path,
+    /// Where to send the connections to the URL's host and port instead (a relay).
+    pub steering: Option<&'a Steering>,
+    /// Pin the browser to this TLS version (for a server the harness cannot pin).
+    pub tls_pin: Option<TlsVersion>,
+    /// Any page that is not a warning or an error is the server's page (a target that serves
+    /// its own page).
+    pub any_page: bool,
 }
 
 /// A running browser with a WebDriver session.
@@ -439,6 +447,9 @@ pub struct BrowserSession {
     _helpers: Option<Box<dyn Send + Sync>>,
     /// Removed when the session is dropped, after the driver is stopped.
     _tmp: tempfile::TempDir,
+    /// Any page that is neither a warning nor an error counts as the page (a server the user
+    /// names serves its own, without the harness's title).
+    any_page: bool,
 }
 
 async fn create_dir(dir: &Path) -> Result<(), BrowserError> {
@@ -593,6 +604,7 @@ impl BrowserSession {
             session_id,
             _helpers: helpers,
             _tmp: tmp,
+            any_page: plan.any_page,
         };
         engine.session_started(session.client(), plan).await?;
         Ok(session)
@@ -631,7 +643,15 @@ impl BrowserSession {
         if title == PAGE_TITLE {
             return Ok(Shown::Page);
         }
-        self.engine.read_warning(self.client(), title).await
+        let shown = self.engine.read_warning(self.client(), title).await?;
+        if self.any_page && matches!(shown, Shown::Other { .. }) {
+            let url = self.client().current_url().await.map_err(cmd("get url"))?;
+            // Error pages live elsewhere (chrome-error://, about:neterror).
+            if url.scheme() == "https" {
+                return Ok(Shown::Page);
+            }
+        }
+        Ok(shown)
     }
 
     /// Clicks through the certificate warning as a user does, then waits for the page.
@@ -799,6 +819,9 @@ mod tests {
             cert_files: &cert_files,
             knobs,
             dir,
+            steering: None,
+            tls_pin: None,
+            any_page: false,
         })
     }
 

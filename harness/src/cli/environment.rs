@@ -10,6 +10,7 @@ use results::{Environment, ToolVersions};
 
 use crate::browser::{BrowserBinaries, BrowserBuild, BrowserKind, Label};
 use crate::runner::Binaries;
+use crate::target::ServerProgram;
 
 #[derive(Debug, Args, Clone)]
 pub(super) struct BinaryArgs {
@@ -221,6 +222,11 @@ pub(super) fn environment(binaries: &Binaries) -> Environment {
         backends: BackendName::ALL
             .iter()
             .map(|b| (b.as_str().to_owned(), b.backend().library_version()))
+            .chain(
+                ServerProgram::ALL
+                    .iter()
+                    .filter_map(|p| Some((p.as_str().to_owned(), p.version().ok()?))),
+            )
             .collect(),
     }
 }

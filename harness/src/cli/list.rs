@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use backends::BackendName;
+
+use crate::target::ServerProgram;
 use clap::Args;
 
 use super::environment::{BinaryArgs, resolve_binaries, tool_versions};
@@ -38,6 +40,13 @@ pub(super) fn list(args: ListArgs) -> Result<u8, Failure> {
         match backend.unavailable() {
             Some(why) => println!("  {:<10} unavailable: {why}", b.as_str()),
             None => println!("  {:<10} {}", b.as_str(), backend.library_version()),
+        }
+    }
+    println!("server programs (observed through the relay):");
+    for p in ServerProgram::ALL {
+        match p.version() {
+            Ok(v) => println!("  {:<17} {v}", p.as_str()),
+            Err(why) => println!("  {:<17} unavailable: {why}", p.as_str()),
         }
     }
     println!("browsers:");

@@ -103,6 +103,14 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// How far the recording relay's records agree with the servers' own, over a run made with
+    /// `--relay only` or `--relay both` (built-in backends, which know the truth): per TLS
+    /// version and outcome kind, and every step's retries. Exit 1 if any connection or step
+    /// disagrees, or the run has no relayed trial.
+    RelayAccuracy {
+        /// The run folder.
+        run_dir: PathBuf,
+    },
     /// The trend of every cell across runs (oldest first): terminal table and history.html.
     /// A labelled build's cells (`chromium@candidate`) are rows of their own.
     History {
@@ -177,6 +185,7 @@ pub fn main() -> ExitCode {
             Some(Command::Diff(args)) => diff::diff_runs(args).await,
             Some(Command::Merge { runs, out }) => merge::merge_runs(&runs, &out),
             Some(Command::History { runs, html }) => history::history(&runs, html.as_deref()),
+            Some(Command::RelayAccuracy { run_dir }) => relay_accuracy(&run_dir),
             None => run::run_matrix(cli.run).await,
         }
     });
@@ -331,4 +340,19 @@ fn report_outcomes_of(
         }
     }
     code
+}
+
+fn relay_accuracy(run_dir: &Path) -> Result<u8, Failure> {
+    let acc = crate::target::relay::accuracy::accuracy(run_dir).map_err(usage)?;
+    print!("{acc}");
+    let (c, r) = (acc.connections_total(), acc.retries_total());
+    if c.total == 0 {
+        eprintln!(
+            "no relayed trial in {}: run with `--relay only` or `--relay both`",
+            run_dir.display()
+        );
+        return Ok(1);
+    }
+    let all = c.agreed == c.total && r.agreed == r.total && acc.unmatched.is_empty();
+    Ok(if all { 0 } else { 1 })
 }

@@ -4,28 +4,30 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use backends::BackendName;
 use clap::Args;
 use results::{Format, RunResults, SCHEMA_VERSION};
 
 use super::environment::{BinaryArgs, environment, resolve_binaries, rfc3339_now};
 use super::{
-    BackendArg, EXIT_INCOMPLETE, Failure, TlsArg, default_jobs, load_scenarios, read_run,
-    report_outcomes, shutdown_signal, usage,
+    EXIT_INCOMPLETE, Failure, TlsArg, default_jobs, load_scenarios, read_run, report_outcomes,
+    shutdown_signal, usage,
 };
 use crate::browser::BrowserKind;
 use crate::progress::Progress;
-use crate::runner::{RunPlan, cells, run};
+use crate::runner::{RelayMode, RunPlan, cells, run};
 use crate::scenario;
+use crate::target::{External, TargetName};
 
 #[derive(Debug, Args)]
 pub(super) struct RunArgs {
     /// Scenarios to run: `all`, or names (file stems in the scenarios folder) separated by commas.
     #[arg(long, value_name = "all|NAME[,NAME…]")]
     matrix: Option<String>,
-    /// Only these backends.
-    #[arg(long, value_enum, value_delimiter = ',')]
-    backend: Vec<BackendArg>,
+    /// Only these backends: built-in (`rustls`, `openssl`, `mbedtls`) or server programs
+    /// observed through the relay (`lighttpd-openssl`, `lighttpd-gnutls`, `lighttpd-wolfssl`,
+    /// `lighttpd-mbedtls`, `nginx`).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    backend: Vec<TargetName>,
     /// Only these browsers.
     #[arg(long, value_enum, value_delimiter = ',')]
     browser: Vec<BrowserKind>,
@@ -57,6 +59,24 @@ pub(super) struct RunArgs {
     /// (needs `--jobs 1`). A port another program holds makes those trials `error`.
     #[arg(long, value_name = "PORT")]
     server_port: Option<u16>,
+    /// Reach the built-in backends through the recording relay (`only`: columns
+    /// `rustls+relay`, …), or both directly and through it, side by side (`both`), to see that
+    /// the relay changes nothing and how far its records agree with the servers' own
+    /// (`harness relay-accuracy RUN`).
+    #[arg(long, value_enum, default_value_t = RelayMode::Off)]
+    relay: RelayMode,
+    /// Measure this HTTPS server (yours, a dev server, a device) instead of the scenarios'
+    /// backends: `https://HOST[:PORT]/[PATH]`. Its connections pass through the recording
+    /// relay on loopback; the TLS column pins the browser. See the README, "Test your own
+    /// server".
+    #[arg(long, value_name = "URL")]
+    target: Option<String>,
+    /// The `--target`'s name in the backend column (default: HOST:PORT).
+    #[arg(long, value_name = "NAME", requires = "target")]
+    target_name: Option<String>,
+    /// The CA (or self-signed certificate, PEM) that `trusted-ca` installs for `--target`.
+    #[arg(long, value_name = "FILE", requires = "target")]
+    target_ca: Option<PathBuf>,
     /// Compare the finished run with this earlier run (folder or matrix.json): the accepted
     /// baseline. Exit 3 on a confirmed change (see `harness diff --help`).
     #[arg(long)]
@@ -95,9 +115,24 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
     let out = std::path::absolute(&out)
         .with_context(|| format!("resolving {}", out.display()))
         .map_err(usage)?;
+    let external: Vec<std::sync::Arc<dyn crate::target::Target>> = match &args.target {
+        None => Vec::new(),
+        Some(url) => {
+            let t = External::new(url, args.target_name.clone(), args.target_ca.as_deref())
+                .map_err(|e| usage(anyhow::anyhow!(e)))?;
+            if let Some(why) = &t.probe().name_mismatch {
+                eprintln!("warning: --target {url}: {why}");
+            }
+            eprintln!(
+                "note: --target {url} serves its own certificate and connection policy; the scenarios' `cert`, `connection` and `backends` do not apply to it"
+            );
+            vec![std::sync::Arc::new(t)]
+        }
+    };
     let plan = RunPlan {
+        external,
         scenarios,
-        backends: args.backend.iter().map(|&b| b.into()).collect(),
+        backends: args.backend.clone(),
         browsers: args.browser.clone(),
         tls: args.tls.iter().map(|&t| t.into()).collect(),
         repeat: args.repeat,
@@ -108,6 +143,7 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
         keep_profiles: args.keep_profiles,
         server_port: args.server_port,
         only: None,
+        relay: args.relay,
     };
     if args.server_port.is_some() && plan.jobs > 1 {
         return Err(usage(anyhow::anyhow!(
@@ -149,9 +185,15 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
             eprintln!("warning: {build} cells will be `error`: {e}");
         }
     }
-    for b in BackendName::ALL {
-        if let Some(why) = b.backend().unavailable() {
-            eprintln!("warning: {b} cells will be `error`: {why}");
+    let used: std::collections::BTreeSet<TargetName> = plan
+        .scenarios
+        .iter()
+        .flat_map(|s| s.file.backends.iter().copied())
+        .filter(|t| plan.backends.is_empty() || plan.backends.contains(t))
+        .collect();
+    for t in used {
+        if let Some(why) = t.target(false).unavailable() {
+            eprintln!("warning: {t} cells will be `error`: {why}");
         }
     }
     let results = RunResults {

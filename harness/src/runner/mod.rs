@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use backends::BackendName;
 use model::TlsVersion;
 use results::{CellKey, CellResult, CellStatus, RunResults, TrialResult};
 use tokio::sync::{Semaphore, mpsc};
@@ -28,7 +27,7 @@ pub use self::trial::SETTLE_CAP;
 use crate::browser::{BrowserBinaries, BrowserBuild, BrowserKind, Label};
 use crate::progress::Progress;
 use crate::scenario::Scenario;
-use crate::target::{self, Target};
+use crate::target::{Target, TargetName};
 
 /// Every browser build of a run with its binaries, or why it cannot run, in the order the
 /// command line gave them: one unlabelled build per engine, or the engine's labelled builds
@@ -41,7 +40,7 @@ pub struct RunPlan {
     /// Scenarios to run.
     pub scenarios: Vec<Scenario>,
     /// Only these backends (empty: the scenario's).
-    pub backends: Vec<BackendName>,
+    pub backends: Vec<TargetName>,
     /// Only these browsers (empty: the scenario's); every build of each.
     pub browsers: Vec<BrowserKind>,
     /// Only these TLS versions (empty: the scenario's).
@@ -63,6 +62,23 @@ pub struct RunPlan {
     pub server_port: Option<u16>,
     /// Only these cells (`--confirm` measures the flagged cells again); `None`: every cell.
     pub only: Option<std::collections::BTreeSet<CellKey>>,
+    /// Whether the built-in backends are measured directly, through the recording relay, or
+    /// both side by side.
+    pub relay: RelayMode,
+    /// `--target`: servers the user names, measured instead of the scenarios' backends.
+    pub external: Vec<Arc<dyn Target>>,
+}
+
+/// How the built-in backends are reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RelayMode {
+    /// Directly (the backend column is `rustls`, …).
+    #[default]
+    Off,
+    /// Through the recording relay only (`rustls+relay`, …).
+    Only,
+    /// Both, as separate columns, to compare them in one run.
+    Both,
 }
 
 /// One cell to run.
@@ -126,8 +142,17 @@ impl Cell {
 pub fn cells(plan: &RunPlan) -> Vec<Cell> {
     let mut cells = Vec::new();
     for s in &plan.scenarios {
-        for &backend in &s.file.backends {
-            if !plan.backends.is_empty() && !plan.backends.contains(&backend) {
+        let named: Vec<Arc<dyn Target>> = plan.external.clone();
+        let backends: Vec<Option<TargetName>> = if named.is_empty() {
+            s.file.backends.iter().copied().map(Some).collect()
+        } else {
+            vec![None; named.len()]
+        };
+        for (n, backend) in backends.into_iter().enumerate() {
+            if let Some(b) = backend
+                && !plan.backends.is_empty()
+                && !plan.backends.contains(&b)
+            {
                 continue;
             }
             for &browser in &s.file.browsers {
@@ -149,18 +174,29 @@ pub fn cells(plan: &RunPlan) -> Vec<Cell> {
                             continue;
                         }
                         let repeat = plan.repeat.unwrap_or(s.file.repeat);
-                        let cell = Cell {
-                            scenario: s.clone(),
-                            target: target::builtin(backend),
-                            browser,
-                            label: label.clone(),
-                            tls,
-                            repeat,
+                        // A server program is always behind the relay; the mode is about the
+                        // built-in backends.
+                        let targets = match (backend, plan.relay) {
+                            (None, _) => vec![named[n].clone()],
+                            (Some(b), _) if !b.is_builtin() => vec![b.target(true)],
+                            (Some(b), RelayMode::Off) => vec![b.target(false)],
+                            (Some(b), RelayMode::Only) => vec![b.target(true)],
+                            (Some(b), RelayMode::Both) => vec![b.target(false), b.target(true)],
                         };
-                        if plan.only.as_ref().is_some_and(|o| !o.contains(&cell.key())) {
-                            continue;
+                        for target in targets {
+                            let cell = Cell {
+                                scenario: s.clone(),
+                                target,
+                                browser,
+                                label: label.clone(),
+                                tls,
+                                repeat,
+                            };
+                            if plan.only.as_ref().is_some_and(|o| !o.contains(&cell.key())) {
+                                continue;
+                            }
+                            cells.push(cell);
                         }
-                        cells.push(cell);
                     }
                 }
             }
@@ -169,7 +205,7 @@ pub fn cells(plan: &RunPlan) -> Vec<Cell> {
     cells
 }
 
-fn now_us() -> u64 {
+pub(crate) fn now_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
@@ -202,7 +238,13 @@ fn precheck(cell: &Cell, plan: &RunPlan) -> Option<CellStatus> {
     if let Some(reason) = cell.target.unavailable() {
         return Some(CellStatus::Error { reason, log: None });
     }
-    if let Err(reason) = cell.target.supports(cell.tls) {
+    if let Err(reason) = cell.target.supports(&cell.scenario.file, cell.tls) {
+        return Some(CellStatus::Unsupported { reason });
+    }
+    if let Err(reason) = cell
+        .target
+        .supports_browser(cell.browser, cell.scenario.file.trust)
+    {
         return Some(CellStatus::Unsupported { reason });
     }
     cell.binaries(plan)
@@ -248,11 +290,22 @@ pub async fn run_with(
     let mut outstanding = 0usize;
     for (i, cell) in cells.iter().enumerate() {
         let f = &cell.scenario.file;
+        // A server the user names serves its own certificate and keeps its own connections:
+        // the scenario's `cert` and `connection` say nothing about it.
+        let own = cell.target.own_certificate();
         let mut result = CellResult::new(
             cell.key(),
-            f.cert.as_str(),
+            if own {
+                "the target's own"
+            } else {
+                f.cert.as_str()
+            },
             f.trust.as_str(),
-            f.connection.as_str(),
+            if own {
+                "the target's own"
+            } else {
+                f.connection.as_str()
+            },
         );
         cell.browser.engine().record_knobs(&f.knobs, &mut result);
         if let Some(status) = precheck(cell, &plan) {
@@ -363,6 +416,8 @@ mod tests {
             keep_profiles: false,
             server_port: None,
             only: None,
+            relay: RelayMode::Off,
+            external: Vec::new(),
         }
     }
 

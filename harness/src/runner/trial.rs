@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use certs::CertBundle;
-use model::{ConnectionRecord, Step};
+use model::{Cause, ConnectionRecord, InferredField, Outcome, Step};
 use results::{ClientLog, StepWindow, TrialResult, attribute};
 
 use super::client_log::client_log;
@@ -99,15 +99,26 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
     tokio::fs::create_dir_all(dir)
         .await
         .with_context(|| format!("creating {}", dir.display()))?;
-    let bundle = CertBundle::generate(f.cert)?;
-    let files = bundle.write_to(&dir.join("certs"))?;
+    let mut bundle = CertBundle::generate(f.cert)?;
+    let mut files = bundle.write_to(&dir.join("certs"))?;
     let server = cell.target.start(&TrialServer {
         scenario: f,
         cert: &bundle,
         tls: cell.tls,
         port: plan.server_port,
+        dir,
     })?;
     let url = server.url(f.host);
+    let steering = server.steering(f.host);
+    // A target that serves its own certificate: pin and trust that one, not the trial's.
+    if let Some(served) = server.served_certificate() {
+        bundle.leaf_spki_sha256 = served.spki_sha256;
+        if let Some(anchor) = served.trust_anchor_pem {
+            bundle.trust_anchor_pem = anchor;
+            bundle.trust_anchor_is_ca = true;
+        }
+        files = bundle.write_to(&dir.join("certs"))?;
+    }
     let binaries = cell.binaries(plan).map_err(|e| anyhow::anyhow!("{e}"))?;
     let session_plan = SessionPlan {
         kind: cell.browser,
@@ -117,6 +128,9 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         cert_files: &files,
         knobs: &f.knobs,
         dir,
+        steering: steering.as_ref(),
+        tls_pin: server.browser_tls(),
+        any_page: cell.target.own_certificate(),
     };
 
     let mut windows = Vec::new();
@@ -195,12 +209,24 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
     if let Some(why) = server_fault(cell.target.name(), &records) {
         anyhow::bail!(why);
     }
-    let attributed = attribute(&records, &windows, stopped_at_us);
     let (client_log, client_log_problem) =
-        match client_log(cell.browser, dir, &plan.out, records).await {
+        match client_log(cell.browser, dir, &plan.out, records.clone()).await {
             Ok(log) => (log, None),
             Err(problem) => (None, Some(problem)),
         };
+    let mut records = records;
+    if let Some(log) = &client_log
+        && causes_from_browser_log(&mut records, log) > 0
+    {
+        let jsonl: String = records
+            .iter()
+            .map(|r| serde_json::to_string(r).expect("record serialises") + "\n")
+            .collect();
+        tokio::fs::write(dir.join("connections.jsonl"), jsonl)
+            .await
+            .context("writing connections.jsonl")?;
+    }
+    let attributed = attribute(&records, &windows, stopped_at_us);
     Ok(TrialOutput {
         steps: attributed.steps,
         teardown: attributed.teardown,
@@ -208,6 +234,50 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         client_log,
         client_log_problem,
     })
+}
+
+/// A relay can only infer that an encrypted record was an alert; where the browser's own log
+/// names the alert it sent on that connection, that is the authority: the record takes it,
+/// and says where it came from. Returns how many records changed.
+fn causes_from_browser_log(records: &mut [ConnectionRecord], log: &ClientLog) -> usize {
+    let mut changed = 0;
+    for r in records.iter_mut() {
+        let Some(relay) = r.relay.as_mut() else {
+            continue;
+        };
+        let Some((level, code)) = log
+            .connections
+            .get(&r.id)
+            .and_then(|c| c.alert_sent.as_deref())
+            .and_then(parse_alert_sent)
+        else {
+            continue;
+        };
+        let cause = match &mut r.outcome {
+            Outcome::Rejected { cause } | Outcome::RejectedAfterHandshake { cause }
+                if *cause == Cause::EncryptedAlert =>
+            {
+                cause
+            }
+            _ => continue,
+        };
+        *cause = Cause::alert(level, code);
+        relay.inferred.retain(|i| i.field != InferredField::Cause);
+        relay.cause_from_browser_log = true;
+        changed += 1;
+    }
+    changed
+}
+
+/// `fatal certificate_unknown (46)` (as [`results::ClientSide::alert_sent`] writes it) → (2, 46).
+fn parse_alert_sent(s: &str) -> Option<(u8, u8)> {
+    let level = match s.split_whitespace().next()? {
+        "fatal" => 2,
+        "warning" => 1,
+        _ => return None,
+    };
+    let code = s.rsplit_once('(')?.1.strip_suffix(')')?.parse().ok()?;
+    Some((level, code))
 }
 
 /// Why a trial's records cannot be counted, if the server itself failed on a connection: that
@@ -275,7 +345,7 @@ async fn settle_within(
 
 #[cfg(test)]
 mod tests {
-    use model::{Cause, Outcome, ServerFault};
+    use model::ServerFault;
 
     use super::*;
 
@@ -296,6 +366,63 @@ mod tests {
             Settled::Capped
         );
         assert!(started.elapsed() >= cap && started.elapsed() < cap * 3);
+    }
+
+    #[test]
+    fn the_browser_s_own_alert_replaces_the_relay_s_inference() {
+        let relayed = |id, outcome| ConnectionRecord {
+            relay: Some(model::RelayObservation {
+                inferred: vec![model::Inference {
+                    field: InferredField::Cause,
+                    how: "19 bytes".into(),
+                }],
+                ..Default::default()
+            }),
+            ..record(id, outcome)
+        };
+        let encrypted = Outcome::Rejected {
+            cause: Cause::EncryptedAlert,
+        };
+        let mut records = vec![
+            relayed(1, encrypted.clone()),
+            relayed(2, encrypted.clone()),
+            record(3, encrypted.clone()),
+        ];
+        let side = |alert: &str| results::ClientSide {
+            cause: model::ClientCause::FirstAttempt,
+            unknown_reason: None,
+            socket_source_id: None,
+            evidence: Vec::new(),
+            reused_by: 0,
+            net_error: Some(-202),
+            alert_sent: Some(alert.into()),
+            url: None,
+        };
+        let log = ClientLog {
+            source: model::ClientLogSource::ChromiumNetlog,
+            file: String::new(),
+            truncated: false,
+            browser_version: None,
+            field_trials: Vec::new(),
+            connections: [
+                (1, side("fatal certificate_unknown (46)")),
+                (3, side("fatal x (46)")),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        assert_eq!(causes_from_browser_log(&mut records, &log), 1);
+        assert_eq!(
+            records[0].outcome,
+            Outcome::Rejected {
+                cause: Cause::alert(2, 46)
+            }
+        );
+        let relay = records[0].relay.as_ref().unwrap();
+        assert!(relay.cause_from_browser_log && relay.inferred.is_empty());
+        // No log entry: still inferred. Not a relay's record: never touched.
+        assert_eq!(records[1].outcome, encrypted);
+        assert_eq!(records[2].outcome, encrypted);
     }
 
     #[test]

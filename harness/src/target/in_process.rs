@@ -23,7 +23,7 @@ impl Target for InProcess {
         self.0.backend().unavailable()
     }
 
-    fn supports(&self, tls: TlsVersion) -> Result<(), String> {
+    fn supports(&self, _scenario: &ScenarioFile, tls: TlsVersion) -> Result<(), String> {
         self.0.backend().supports(tls)
     }
 
