@@ -244,6 +244,36 @@ fn a_server_started_by_hand_is_measured_through_the_relay() {
                 c.key
             );
         }
+        // The relay's capture of the trial, decrypted with Chromium's own key log: one TCP
+        // stream per record, and the page's request in clear.
+        let capture = run.join(&trial.log_dir).join("capture.pcapng");
+        let tshark = |filter: &[&str]| {
+            let out = std::process::Command::new("tshark")
+                .arg("-r")
+                .arg(&capture)
+                .args(filter)
+                .output()
+                .expect("tshark (scripts/setup.sh installs it)");
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let streams: std::collections::BTreeSet<String> =
+            tshark(&["-T", "fields", "-e", "tcp.stream"])
+                .lines()
+                .map(str::to_owned)
+                .collect();
+        assert_eq!(
+            streams.len(),
+            records.len(),
+            "{}: {}",
+            c.key,
+            capture.display()
+        );
+        assert!(
+            tshark(&["-Y", "http.request"]).contains("GET / HTTP/1.1"),
+            "{}: the page's request decrypted",
+            c.key
+        );
         let headline = &c.headline[0];
         let retries = headline.retries.expect("the page was shown");
         if c.key.scenario == "report-close" {

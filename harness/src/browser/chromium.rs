@@ -144,6 +144,12 @@ impl Browser for Chromium {
             plan.dir.join(NETLOG_FILE).display()
         ));
         args.push("--net-log-capture-mode=Everything".into());
+        // The TLS secrets of every connection, for the trial's capture: the only keys there are
+        // when the server is not the harness's own (a server program, `--target`).
+        args.push(format!(
+            "--ssl-key-log-file={}",
+            plan.dir.join(super::BROWSER_KEY_LOG).display()
+        ));
         // chromedriver reaches Chromium's DevTools at `localhost` and tries only the first
         // address the system resolver gives, while DevTools listens on 127.0.0.1 alone.
         // Where `localhost` resolves to ::1 first (Debian's default /etc/hosts, container

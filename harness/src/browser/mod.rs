@@ -30,6 +30,9 @@ mod webkit;
 
 pub use self::build::{BrowserBuild, Label};
 
+/// Where a browser that can writes its TLS key log (NSS format) in the trial's folder.
+pub const BROWSER_KEY_LOG: &str = "browser-keys.log";
+
 /// Declares the engines: the [`BrowserKind`] enum (one variant per engine, named in
 /// scenarios, results and on the command line by its literal), [`BrowserKind::ALL`],
 /// `as_str` and [`BrowserKind::engine`]. Adding an engine is its module and one line here; the

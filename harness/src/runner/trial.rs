@@ -171,6 +171,16 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         .await
         .context("stopping the server")?;
     if let Some(recorder) = recorder {
+        // The browser's own key log, where it wrote one, beside the server's.
+        if let Ok(keys) = tokio::fs::read_to_string(dir.join(crate::browser::BROWSER_KEY_LOG)).await
+        {
+            for line in keys
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            {
+                recorder.key_log_line(line);
+            }
+        }
         let dir = dir.to_owned();
         let writing = Instant::now();
         let bytes = tokio::task::spawn_blocking(move || write_capture(&dir, &recorder))

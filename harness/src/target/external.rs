@@ -214,6 +214,7 @@ impl Target for External {
         }])
         .map_err(|e| fail(format!("the relay: {e}")))?;
         Ok(Box::new(RunningExternal {
+            capture: relay.recorder(),
             url: self.url.to_string(),
             steering: Steering {
                 host: self.host.clone(),
@@ -230,6 +231,7 @@ impl Target for External {
 }
 
 struct RunningExternal {
+    capture: std::sync::Arc<capture::Recorder>,
     url: String,
     steering: Steering,
     relay: Option<RunningRelay>,
@@ -257,6 +259,10 @@ impl RunningTarget for RunningExternal {
 
     fn browser_tls(&self) -> Option<TlsVersion> {
         Some(self.tls)
+    }
+
+    fn capture(&self) -> Option<std::sync::Arc<capture::Recorder>> {
+        Some(self.capture.clone())
     }
 
     fn served_certificate(&self) -> Option<ServedCertificate> {

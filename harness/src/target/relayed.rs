@@ -90,7 +90,10 @@ impl Target for Relayed {
             });
         }
         let relay = RunningRelay::start(&routes).map_err(|e| fail(format!("the relay: {e}")))?;
+        // The server's own capture where it records one (with its keys); else the relay's.
+        let capture = inner.capture().unwrap_or_else(|| relay.recorder());
         Ok(Box::new(RunningRelayed {
+            capture,
             inner: Some(inner),
             relay: Some(relay),
             records_file: self
@@ -101,6 +104,7 @@ impl Target for Relayed {
 }
 
 struct RunningRelayed {
+    capture: Arc<capture::Recorder>,
     inner: Option<Box<dyn RunningTarget>>,
     relay: Option<RunningRelay>,
     /// Where the inner target's own records go, if it keeps any.
@@ -130,8 +134,7 @@ impl RunningTarget for RunningRelayed {
     }
 
     fn capture(&self) -> Option<Arc<capture::Recorder>> {
-        // The server's own bytes, on its side of the relay.
-        self.inner.as_ref().and_then(|i| i.capture())
+        Some(self.capture.clone())
     }
 
     fn stop(mut self: Box<Self>) -> Result<Vec<ConnectionRecord>, Unrecorded> {

@@ -44,6 +44,8 @@ pub(crate) struct Route {
 pub(crate) struct RunningRelay {
     port: u16,
     shared: Arc<Shared>,
+    /// Every connection's bytes as the relay saw them, for the trial's `capture.pcapng`.
+    recorder: Arc<capture::Recorder>,
     listeners: Vec<(TcpListener, Option<JoinHandle<()>>)>,
 }
 
@@ -103,6 +105,7 @@ impl RunningRelay {
         let mut relay = Self {
             port,
             shared: shared.clone(),
+            recorder: Arc::default(),
             listeners: Vec::new(),
         };
         for (listener, route) in listeners {
@@ -119,6 +122,13 @@ impl RunningRelay {
     /// The port the relay listens on.
     pub(crate) fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Where the relay records the bytes of every connection (complete once stopped). It holds
+    /// no keys: the servers behind a relay cannot give theirs, and the browser's own key log
+    /// is added by the trial where the browser writes one.
+    pub(crate) fn recorder(&self) -> Arc<capture::Recorder> {
+        self.recorder.clone()
     }
 
     /// When the last connection arrived.
@@ -141,6 +151,7 @@ impl RunningRelay {
                 unreachable.push((c.record.id, e));
             }
             let t = lock(&c.transcript).clone();
+            self.recorder.push(conversation(&c.record, &t));
             let v = tls::classify(&t);
             let mut r = c.record;
             r.closed_at_us = [t.client_end.as_ref(), t.server_end.as_ref()]
@@ -186,6 +197,43 @@ impl Drop for RunningRelay {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// One relayed connection as the browser's side of the relay saw it: the browser's address and
+/// the relay's (where the browser connected), the bytes each way, and how each side ended.
+fn conversation(record: &ConnectionRecord, t: &Transcript) -> capture::Conversation {
+    use capture::{Segment, Side};
+    let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut c = capture::Conversation::new(
+        record.id,
+        record.client.parse().unwrap_or(unspecified),
+        record.local.parse().unwrap_or(unspecified),
+        record.accepted_at_us,
+    );
+    let mut events: Vec<(u64, Side, Segment)> = t
+        .chunks
+        .iter()
+        .map(|(dir, at, bytes)| {
+            let side = match dir {
+                Direction::FromClient => Side::Client,
+                Direction::FromServer => Side::Server,
+            };
+            (*at, side, Segment::Data(bytes.clone()))
+        })
+        .collect();
+    for (side, end) in [(Side::Client, &t.client_end), (Side::Server, &t.server_end)] {
+        match end {
+            Some((StreamEnd::Reset, at)) => events.push((*at, side, Segment::Reset)),
+            Some((StreamEnd::Eof, at)) => events.push((*at, side, Segment::Fin)),
+            // Ended by the relay itself, or unreadable: nothing the peer sent.
+            _ => {}
+        }
+    }
+    events.sort_by_key(|(at, ..)| *at);
+    for (at, side, segment) in events {
+        c.push(at, side, segment);
+    }
+    c
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
