@@ -185,16 +185,7 @@ impl Drop for DriverProcess {
         // left for init, which may be slow to collect it.
         if let Some(pgid) = pgid {
             owned().remove(&pgid);
-            for _ in 0..100 {
-                // SAFETY: waitpid on our own children in that process group.
-                let r = unsafe { libc::waitpid(-pgid, std::ptr::null_mut(), libc::WNOHANG) };
-                if r < 0 {
-                    break; // ECHILD: none left
-                }
-                if r == 0 {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
+            reap_group_blocking(pgid);
         }
         reap_orphans();
     }
@@ -305,16 +296,7 @@ impl ServerProcess {
             let _ = child.wait();
         }
         owned().remove(&pgid);
-        for _ in 0..100 {
-            // SAFETY: waitpid on our own children in that process group.
-            let r = unsafe { libc::waitpid(-pgid, std::ptr::null_mut(), libc::WNOHANG) };
-            if r < 0 {
-                break; // ECHILD: none left
-            }
-            if r == 0 {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
+        reap_group_blocking(pgid);
         reap_orphans();
     }
 }
@@ -322,6 +304,22 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Reaps what is left of a process group we created, waiting up to a second (blocking: for
+/// `Drop` and synchronous stops, where no runtime can be awaited), so that no zombie is left
+/// for init, which may be slow to collect it.
+fn reap_group_blocking(pgid: i32) {
+    for _ in 0..100 {
+        // SAFETY: waitpid on our own children in that process group.
+        let r = unsafe { libc::waitpid(-pgid, std::ptr::null_mut(), libc::WNOHANG) };
+        if r < 0 {
+            break; // ECHILD: none left
+        }
+        if r == 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 

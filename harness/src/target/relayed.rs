@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use model::{ConnectionRecord, TlsVersion};
 
-use super::relay::{Route, RunningRelay, unreachable_cause};
+use super::relay::{Route, RunningRelay};
 use super::{RunningTarget, Target, TargetError, TrialServer, Unrecorded};
 use crate::scenario::{Host, ScenarioFile};
 
@@ -140,19 +140,11 @@ impl RunningTarget for RunningRelayed {
     fn stop(mut self: Box<Self>) -> Result<Vec<ConnectionRecord>, Unrecorded> {
         // The relay first: closing its sockets lets the server see every connection end, as
         // it would have seen the browser close it.
-        let (mut records, unreachable) = self.relay.take().expect("running").stop();
+        let (records, mut problems) = match self.relay.take().expect("running").stop() {
+            Ok(records) => (records, Vec::new()),
+            Err(e) => (e.records, vec![e.reason]),
+        };
         let server = self.inner.take().expect("running").stop();
-        let mut problems: Vec<String> = unreachable
-            .iter()
-            .map(|(id, why)| format!("connection {id}: {why}"))
-            .collect();
-        for (id, why) in &unreachable {
-            if let Some(r) = records.iter_mut().find(|r| r.id == *id) {
-                r.outcome = model::Outcome::Rejected {
-                    cause: unreachable_cause(why),
-                };
-            }
-        }
         let server_records = match server {
             Ok(r) => r,
             Err(e) => {

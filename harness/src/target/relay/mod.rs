@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use model::{Cause, ConnectionRecord, Outcome, RelayObservation};
 
+use super::Unrecorded;
+
 pub(crate) use self::tls::{Direction, StreamEnd, Transcript};
 
 /// How long the relay waits for the target to accept its connection.
@@ -137,8 +139,9 @@ impl RunningRelay {
     }
 
     /// Ends every connection still open, waits for the pumps, and returns one record per
-    /// connection, or the records with why some connection reached no server.
-    pub(crate) fn stop(mut self) -> (Vec<ConnectionRecord>, Vec<(u64, String)>) {
+    /// connection; or, when some connection reached no server, the records (those saying so)
+    /// and why.
+    pub(crate) fn stop(mut self) -> Result<Vec<ConnectionRecord>, Unrecorded> {
         self.shutdown();
         let conns = std::mem::take(&mut *lock(&self.shared.conns));
         let mut records = Vec::new();
@@ -146,9 +149,6 @@ impl RunningRelay {
         for mut c in conns {
             for p in c.pumps.drain(..) {
                 let _ = p.join();
-            }
-            if let Some(e) = c.upstream_error.take() {
-                unreachable.push((c.record.id, e));
             }
             let t = lock(&c.transcript).clone();
             self.recorder.push(conversation(&c.record, &t));
@@ -160,7 +160,21 @@ impl RunningRelay {
                 .map(|(_, at)| *at)
                 .max()
                 .unwrap_or(r.accepted_at_us);
-            r.outcome = v.outcome;
+            r.outcome = match c.upstream_error.take() {
+                Some(why) => {
+                    let outcome = Outcome::Rejected {
+                        cause: Cause::Error {
+                            message: format!("relay: the target could not be reached: {why}"),
+                        },
+                    };
+                    unreachable.push(format!(
+                        "connection {}: the relay could not reach the target: {why}",
+                        r.id
+                    ));
+                    outcome
+                }
+                None => v.outcome,
+            };
             r.session = v.session;
             let relay = r.relay.get_or_insert_with(RelayObservation::default);
             relay.inferred = v.inferred;
@@ -169,7 +183,14 @@ impl RunningRelay {
             records.push(r);
         }
         records.sort_by_key(|r| r.id);
-        (records, unreachable)
+        if unreachable.is_empty() {
+            Ok(records)
+        } else {
+            Err(Unrecorded {
+                reason: unreachable.join("; "),
+                records,
+            })
+        }
     }
 
     fn shutdown(&mut self) {
@@ -407,12 +428,5 @@ fn set_linger_zero(s: &TcpStream) {
             (&raw const linger).cast(),
             size_of::<libc::linger>() as libc::socklen_t,
         );
-    }
-}
-
-/// A relay failure to reach the target, as the record of that connection says it.
-pub(crate) fn unreachable_cause(why: &str) -> Cause {
-    Cause::Error {
-        message: format!("relay: the target could not be reached: {why}"),
     }
 }
