@@ -309,3 +309,30 @@ fn a_trial_capture_is_linked_and_a_trial_without_one_writes_no_new_key() {
     write_all(&r, dir.path()).unwrap();
     assert_eq!(RunResults::read(dir.path()).unwrap(), r);
 }
+
+#[test]
+fn a_relay_record_shows_what_was_inferred_and_how() {
+    let mut r = fixed();
+    let record = &mut r.cells[0].trials[0].steps[0].connections[0];
+    record.outcome = Outcome::Rejected {
+        cause: Cause::EncryptedAlert,
+    };
+    record.relay = Some(model::RelayObservation {
+        inferred: vec![model::Inference {
+            field: model::InferredField::Cause,
+            how: "a 19-byte record instead of the Finished".into(),
+        }],
+        client_bytes: 1917,
+        server_bytes: 1321,
+        upstream_port: Some(44000),
+        cause_from_browser_log: false,
+    });
+    let html = render(&r, Format::Html);
+    for needle in [
+        "rejected (failed handshake): alert(encrypted)",
+        "recorded by the relay: 1917 bytes from the client, 1321 from the server",
+        "inferred cause: a 19-byte record instead of the Finished",
+    ] {
+        assert!(html.contains(needle), "{needle}");
+    }
+}

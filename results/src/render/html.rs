@@ -316,6 +316,18 @@ fn record_text(r: &ConnectionRecord, side: Option<Option<&ClientSide>>) -> Strin
     if let Some(w) = r.queue_wait_ms {
         t += &format!("\naccept queue wait: {w} ms");
     }
+    if let Some(relay) = &r.relay {
+        t += &format!(
+            "\nrecorded by the relay: {} bytes from the client, {} from the server",
+            relay.client_bytes, relay.server_bytes
+        );
+        if relay.cause_from_browser_log {
+            t += "\ncause: the alert the browser's log says it sent";
+        }
+        for i in &relay.inferred {
+            t += &format!("\ninferred {}: {}", i.field.as_str(), i.how);
+        }
+    }
     match side {
         None => {}
         Some(None) => t += "\nwhy the browser opened it: unknown — not in the browser's log",
