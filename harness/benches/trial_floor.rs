@@ -5,7 +5,9 @@
 //! - `BENCH_TRIALS` — pairs per settle period (default 10);
 //! - `BENCH_SETTLE_MS` — settle periods to measure, separated by commas (default `500,0`: the
 //!   default `--quiet-ms` and none);
-//! - `BENCH_JOBS` — `0` skips the `--jobs 1` / `--jobs 2` comparison (default: measure it).
+//! - `BENCH_JOBS` — `0` skips the `--jobs 1` / `--jobs 2` comparison (default: measure it);
+//! - `BENCH_FIREFOX` — `0` skips the Firefox pairs (default: measure them when geckodriver is
+//!   installed).
 //!
 //! **The floor** is one trial's browser work with none of the harness's measurement: inside
 //! the timer it generates the certificate and starts the rustls server as a trial does
@@ -24,23 +26,31 @@
 //! The two are interleaved — floor, harness, floor, harness, … and for each pair one of each
 //! settle period — so a machine that slows down or speeds up during the bench moves both
 //! sides of a pair alike. Per settle period it prints both medians and the spread
-//! (min / median / max) of the per-pair ratio harness / floor.
+//! (min / median / max) of the per-pair ratio harness / floor, and where the harness trial's
+//! time went (its `timings`: session start, the step's action and settle wait, close, log).
+//!
+//! **Firefox's profile template** (the speed issue): the same one-visit trial with Firefox,
+//! interleaved from an empty profile (`--fresh-profiles`) and from the run's template (the
+//! default), one template made before the pairs as a run makes it once.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backends::BackendName;
 use certs::CertBundle;
 use fantoccini::ClientBuilder;
-use harness::browser::{self, BrowserBinaries, BrowserKind, SessionPlan, binary_version};
+use harness::browser::{
+    self, BrowserBinaries, BrowserKind, ProfileTemplates, SessionPlan, binary_version,
+};
 use harness::process::{DriverProcess, free_port};
 use harness::progress::Progress;
 use harness::runner::{RelayMode, RunPlan, run};
 use harness::scenario::Scenario;
 use harness::target::{self, TrialServer};
 use model::TlsVersion;
-use results::{Environment, RunResults, SCHEMA_VERSION};
+use results::{Environment, RunResults, SCHEMA_VERSION, TrialResult};
 
 const SCENARIO: &str = "description = \"bench\"\ncert = \"self-signed\"\ntrust = \"accept-insecure\"\nconnection = \"keep-alive\"\nsteps = [\"visit\"]\n";
 const TLS: TlsVersion = TlsVersion::Tls13;
@@ -84,6 +94,7 @@ async fn floor_trial(bins: &BrowserBinaries, scenario: &Scenario) -> f64 {
         steering: None,
         tls_pin: None,
         any_page: false,
+        profile_template: None,
     };
     let (home, profile) = browser::home_and_profile(dir);
     for d in [&home, &profile] {
@@ -120,30 +131,38 @@ async fn floor_trial(bins: &BrowserBinaries, scenario: &Scenario) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// The harness on `trials` trials of the bench scenario; each trial's `wall_ms` in seconds, and
-/// the wall time of the whole run.
+/// How a harness run of the bench is made.
+struct HarnessRun<'a> {
+    kind: BrowserKind,
+    bins: &'a BrowserBinaries,
+    templates: Option<Arc<ProfileTemplates>>,
+}
+
+/// The harness on `trials` trials of the bench scenario: each trial, and the wall time of the
+/// whole run in seconds.
 async fn harness_run(
     trials: u32,
     jobs: usize,
     quiet_ms: u64,
-    bins: &BrowserBinaries,
-) -> (Vec<f64>, f64) {
+    how: &HarnessRun<'_>,
+) -> (Vec<TrialResult>, f64) {
     let out = tempfile::tempdir().unwrap();
     let plan = RunPlan {
         scenarios: vec![scenario()],
         backends: vec![target::TargetName::Builtin(BackendName::Rustls)],
-        browsers: vec![BrowserKind::Chromium],
+        browsers: vec![how.kind],
         tls: vec![TLS],
         repeat: Some(trials),
         jobs,
         out: out.path().to_owned(),
-        binaries: vec![(BrowserKind::Chromium.into(), Ok(bins.clone()))],
+        binaries: vec![(how.kind.into(), Ok(how.bins.clone()))],
         quiet: Duration::from_millis(quiet_ms),
         keep_profiles: false,
         server_port: None,
         only: None,
         relay: RelayMode::Off,
         external: Vec::new(),
+        profile_templates: how.templates.clone(),
     };
     let empty = RunResults {
         schema_version: SCHEMA_VERSION,
@@ -159,13 +178,34 @@ async fn harness_run(
             assert!(t.error.is_none(), "trial {} failed: {:?}", t.index, t.error);
         }
     }
-    (
-        r.cells
+    (r.cells.into_iter().flat_map(|c| c.trials).collect(), wall)
+}
+
+/// A trial's wall time in seconds.
+fn seconds(t: &TrialResult) -> f64 {
+    t.wall_ms as f64 / 1000.0
+}
+
+/// Median milliseconds of each part of `trials`' timings, as one line.
+fn parts(trials: &[TrialResult]) -> String {
+    let median = |f: &dyn Fn(&results::TrialTimings) -> u64| {
+        let mut v: Vec<u64> = trials
             .iter()
-            .flat_map(|c| &c.trials)
-            .map(|t| t.wall_ms as f64 / 1000.0)
-            .collect(),
-        wall,
+            .filter_map(|t| t.timings.as_ref())
+            .map(f)
+            .collect();
+        v.sort_unstable();
+        v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0)
+    };
+    format!(
+        "profile {} ms, driver {} ms, session start {} ms, action {} ms, settle {} ms, close {} ms, browser log {} ms",
+        median(&|t| t.profile_ms),
+        median(&|t| t.driver_start_ms),
+        median(&|t| t.session_start_ms),
+        median(&|t| t.steps.iter().map(|s| s.action_ms).sum()),
+        median(&|t| t.steps.iter().map(|s| s.settle_ms).sum()),
+        median(&|t| t.session_close_ms),
+        median(&|t| t.client_log_ms + t.compress_ms),
     )
 }
 
@@ -228,18 +268,26 @@ fn main() {
         println!(
             "{trials} pairs per settle period, interleaved (floor, harness); Chromium, rustls, TLS 1.3, accept-insecure, one visit"
         );
-        // (floor, harness) seconds per pair, per settle period.
+        let chromium = HarnessRun {
+            kind: BrowserKind::Chromium,
+            bins: &bins,
+            templates: None,
+        };
+        // (floor, harness) seconds per pair, per settle period, and the harness's trials.
         let mut pairs: BTreeMap<u64, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut harness_trials: BTreeMap<u64, Vec<TrialResult>> = BTreeMap::new();
         for i in 0..trials {
             for &settle in &settles {
                 let floor = floor_trial(&bins, &scenario).await;
-                let (harness, _) = harness_run(1, 1, settle, &bins).await;
+                let (mut harness, _) = harness_run(1, 1, settle, &chromium).await;
+                let trial = harness.remove(0);
                 eprintln!(
                     "pair {}/{trials}, settle {settle} ms: floor {floor:.3} s, harness {:.3} s",
                     i + 1,
-                    harness[0]
+                    seconds(&trial)
                 );
-                pairs.entry(settle).or_default().push((floor, harness[0]));
+                pairs.entry(settle).or_default().push((floor, seconds(&trial)));
+                harness_trials.entry(settle).or_default().push(trial);
             }
         }
         for &settle in &settles {
@@ -251,16 +299,75 @@ fn main() {
             println!(
                 "settle {settle} ms{label}: floor median {f_med:.3} s ({f_min:.3}–{f_max:.3}), harness median {h_med:.3} s ({h_min:.3}–{h_max:.3}); harness/floor per pair: min {r_min:.2}, median {r_med:.2}, max {r_max:.2}"
             );
+            println!(
+                "  harness trial, settle {settle} ms, medians: {}",
+                parts(&harness_trials[&settle])
+            );
         }
         if compare_jobs {
             for &settle in &settles {
-                let (_, wall_1) = harness_run(trials as u32, 1, settle, &bins).await;
-                let (_, wall_2) = harness_run(trials as u32, 2, settle, &bins).await;
+                let (_, wall_1) = harness_run(trials as u32, 1, settle, &chromium).await;
+                let (_, wall_2) = harness_run(trials as u32, 2, settle, &chromium).await;
                 println!(
                     "matrix of {trials} trials, settle {settle} ms: --jobs 1 {wall_1:.1} s, --jobs 2 {wall_2:.1} s, ratio {:.2}",
                     wall_2 / wall_1
                 );
             }
         }
+        let firefox = std::env::var("BENCH_FIREFOX").map_or(true, |v| v != "0");
+        match BrowserBinaries::find(BrowserKind::Firefox, None, None) {
+            Ok(ff) if firefox => firefox_pairs(trials, &ff).await,
+            Ok(_) => {}
+            Err(e) => println!("Firefox pairs skipped: {e}"),
+        }
     });
+}
+
+/// Firefox from an empty profile and from the run's template, interleaved, at the default
+/// settle period.
+async fn firefox_pairs(trials: usize, bins: &BrowserBinaries) {
+    let fresh = HarnessRun {
+        kind: BrowserKind::Firefox,
+        bins,
+        templates: None,
+    };
+    let templated = HarnessRun {
+        kind: BrowserKind::Firefox,
+        bins,
+        templates: Some(Arc::new(ProfileTemplates::new().unwrap())),
+    };
+    // The template is made once per run; make it before the pairs, as a run's first trial does.
+    let made = Instant::now();
+    harness_run(1, 1, 500, &templated).await;
+    println!(
+        "Firefox: the profile template and one trial from it took {:.1} s",
+        made.elapsed().as_secs_f64()
+    );
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for i in 0..trials {
+        let (mut x, _) = harness_run(1, 1, 500, &fresh).await;
+        let (mut y, _) = harness_run(1, 1, 500, &templated).await;
+        let (x, y) = (x.remove(0), y.remove(0));
+        eprintln!(
+            "Firefox pair {}/{trials}: empty profile {:.3} s, template {:.3} s",
+            i + 1,
+            seconds(&x),
+            seconds(&y)
+        );
+        a.push(x);
+        b.push(y);
+    }
+    let (_, fresh_med, _) = spread(a.iter().map(seconds).collect());
+    let (_, tmpl_med, _) = spread(b.iter().map(seconds).collect());
+    let (r_min, r_med, r_max) = spread(
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| seconds(y) / seconds(x))
+            .collect(),
+    );
+    println!(
+        "Firefox, {trials} pairs, settle 500 ms: empty profile median {fresh_med:.3} s, template median {tmpl_med:.3} s; template/empty per pair: min {r_min:.2}, median {r_med:.2}, max {r_max:.2}"
+    );
+    println!("  empty profile, medians: {}", parts(&a));
+    println!("  template, medians: {}", parts(&b));
 }

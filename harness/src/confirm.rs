@@ -43,6 +43,20 @@ pub struct Settings {
     pub quiet: Duration,
     /// The change rule.
     pub rule: Rule,
+    /// Trials start from their browser's profile template (see `--fresh-profiles`).
+    pub profile_templates: bool,
+}
+
+/// A run's profile templates, or none (with a warning) where no temporary folder can be made:
+/// trials then start from empty profiles, which is slower and measures the same.
+pub fn new_templates() -> Option<std::sync::Arc<crate::browser::ProfileTemplates>> {
+    match crate::browser::ProfileTemplates::new() {
+        Ok(t) => Some(std::sync::Arc::new(t)),
+        Err(e) => {
+            tracing::warn!("no profile templates (a temporary folder: {e}); fresh profiles");
+            None
+        }
+    }
 }
 
 /// What confirmation did: the final diff and anything that went wrong on the way.
@@ -154,6 +168,7 @@ async fn measure_again(
         only: Some(keys.clone()),
         relay: crate::runner::RelayMode::Both,
         external: Vec::new(),
+        profile_templates: settings.profile_templates.then(new_templates).flatten(),
     };
     let sub = RunResults {
         schema_version: SCHEMA_VERSION,

@@ -20,3 +20,4 @@ pub mod progress;
 pub mod runner;
 pub mod scenario;
 pub mod target;
+pub mod timing;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use backends::{Concurrency, ConnectionPolicy};
+use backends::{BackendName, Concurrency, ConnectionPolicy};
 
 use crate::target::TargetName;
 use certs::CertKind;
@@ -374,12 +374,65 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, Vec<ScenarioError>> {
     }
 }
 
-/// Picks scenarios by `all` or a comma-separated list of names.
+/// A fixed workload: scenarios, backends and browsers pinned by name, so that how long it
+/// takes can be measured again at any later time while `all` grows (`--matrix baseline-2026`).
+/// `--backend`, `--browser` and `--tls` still narrow it.
+#[derive(Clone, Copy, Debug)]
+pub struct Workload {
+    /// Its name on the command line.
+    pub name: &'static str,
+    /// What it is, for `harness list`.
+    pub description: &'static str,
+    /// Its scenarios (each at its own `repeat`).
+    pub scenarios: &'static [&'static str],
+    /// Its backends.
+    pub backends: &'static [TargetName],
+    /// Its browsers.
+    pub browsers: &'static [BrowserKind],
+}
+
+/// Every named workload.
+pub const WORKLOADS: [Workload; 1] = [Workload {
+    name: "baseline-2026",
+    description: "the matrix of November 2026 before server programs and WebKit: the ten scenarios of then, the three built-in backends, Chromium and Firefox, both TLS versions (306 trials); the speed figures in the README are for it",
+    scenarios: &[
+        "control-accept-insecure",
+        "control-devtools-ignore",
+        "control-ignore-flag",
+        "control-spki-pin",
+        "control-trusted-ca",
+        "private-ca-click-through",
+        "report-close",
+        "report-keep-alive",
+        "report-no-prediction",
+        "report-resumption",
+    ],
+    backends: &[
+        TargetName::Builtin(BackendName::Rustls),
+        TargetName::Builtin(BackendName::Openssl),
+        TargetName::Builtin(BackendName::Mbedtls),
+    ],
+    browsers: &[BrowserKind::Chromium, BrowserKind::Firefox],
+}];
+
+/// The named workload `matrix` names, if it names one.
+pub fn workload(matrix: &str) -> Option<&'static Workload> {
+    WORKLOADS.iter().find(|w| w.name == matrix.trim())
+}
+
+/// Picks scenarios by `all`, a [`Workload`]'s name or a comma-separated list of names.
 pub fn select(all: Vec<Scenario>, matrix: &str) -> Result<Vec<Scenario>, ScenarioError> {
     if matrix == "all" {
         return Ok(all);
     }
-    let valid: Vec<String> = all.iter().map(|s| s.name.clone()).collect();
+    if let Some(w) = workload(matrix) {
+        return select(all, &w.scenarios.join(","));
+    }
+    let valid: Vec<String> = all
+        .iter()
+        .map(|s| s.name.clone())
+        .chain(WORKLOADS.iter().map(|w| format!("{} (a workload)", w.name)))
+        .collect();
     matrix
         .split(',')
         .map(str::trim)
@@ -707,7 +760,29 @@ mod tests {
     fn unknown_scenario_name_lists_valid_ones() {
         let s = Scenario::parse(Path::new("scenarios/report.toml"), OK).unwrap();
         let e = select(vec![s], "report,nope").unwrap_err().to_string();
-        assert_eq!(e, "unknown scenario `nope`; valid: report");
+        assert_eq!(
+            e,
+            "unknown scenario `nope`; valid: report, baseline-2026 (a workload)"
+        );
+    }
+
+    #[test]
+    fn a_named_workload_selects_its_shipped_scenarios() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let all = load_dir(&dir).unwrap_or_else(|e| panic!("{e:?}"));
+        for w in WORKLOADS {
+            let names: Vec<String> = select(all.clone(), w.name)
+                .unwrap_or_else(|e| panic!("{}: {e}", w.name))
+                .into_iter()
+                .map(|s| s.name)
+                .collect();
+            assert_eq!(names, w.scenarios, "{}", w.name);
+        }
+        assert_eq!(
+            workload(" baseline-2026").map(|w| w.scenarios.len()),
+            Some(10)
+        );
+        assert!(workload("report-close").is_none());
     }
 
     #[test]

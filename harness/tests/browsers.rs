@@ -76,6 +76,7 @@ fn run_matrix_on(sel: Selection, tls: Vec<TlsVersion>) -> (RunResults, tempfile:
         only: None,
         relay: harness::runner::RelayMode::Off,
         external: Vec::new(),
+        profile_templates: None,
     };
     let results = RunResults {
         schema_version: SCHEMA_VERSION,

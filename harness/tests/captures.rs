@@ -123,6 +123,7 @@ steps = ["visit", "proceed"]
         only: None,
         relay: harness::runner::RelayMode::Off,
         external: Vec::new(),
+        profile_templates: None,
     };
     let empty = RunResults {
         schema_version: SCHEMA_VERSION,

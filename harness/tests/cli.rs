@@ -954,3 +954,16 @@ fn history_keeps_labelled_builds_apart() {
         "{out}"
     );
 }
+
+#[test]
+fn timings_of_a_run_written_before_schema_6_say_why_there_are_none() {
+    let o = harness(&["timings", &fixture("aa-run-1")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("timings are written since schema 6"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = harness(&["timings", "/nonexistent/run"]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -157,6 +157,26 @@ fn a_minimal_debian_12_reaches_a_matrix_through_the_readme_and_the_workflows() {
         "the journal was kept"
     );
 
+    // Every user (issue: speed): after the README's setup, run as root, a user who is not root
+    // measures a Firefox cell with the same checkout; geckodriver is where every user's PATH
+    // finds it, not in root's home.
+    inside(
+        "a Firefox cell as a user who is not root",
+        "id hm-user >/dev/null 2>&1 || useradd --create-home hm-user; \
+         install -d -o hm-user /work/user-slice-out; \
+         runuser -l hm-user -c 'cd /work/hm && command -v geckodriver && \
+           target/debug/harness --matrix control-accept-insecure --browser firefox \
+           --backend rustls --tls 1.3 --repeat 1 --out /work/user-slice-out/run'",
+    );
+    let user = RunResults::read(&root.0.join("work/user-slice-out/run")).expect("a valid matrix");
+    assert_eq!(user.cells.len(), 1);
+    assert_eq!(
+        user.cells[0].status,
+        CellStatus::Measured,
+        "{:?}",
+        user.cells[0].status
+    );
+
     // The README's test command, on a fast subset.
     let test = readme_command("Run the tests");
     assert_eq!(test, "scripts/setup.sh && cargo test --workspace --locked");

@@ -64,6 +64,7 @@ where
         steering: None,
         tls_pin: None,
         any_page: false,
+        profile_template: None,
     };
     let (home, profile_dir) = browser::home_and_profile(dir);
     for d in [&home, &profile_dir] {
@@ -127,6 +128,7 @@ fn the_report_of_a_real_run_shows_findings_and_one_bar_per_connection() {
         only: None,
         relay: harness::runner::RelayMode::Off,
         external: Vec::new(),
+        profile_templates: None,
     };
     let empty = RunResults {
         schema_version: SCHEMA_VERSION,

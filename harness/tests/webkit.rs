@@ -57,6 +57,7 @@ fn run_webkit(
         only: None,
         relay: harness::runner::RelayMode::Off,
         external: Vec::new(),
+        profile_templates: None,
     };
     let results = RunResults {
         schema_version: SCHEMA_VERSION,

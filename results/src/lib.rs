@@ -10,6 +10,7 @@ mod attribution;
 mod compare;
 mod render;
 pub mod stats;
+mod timings;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,6 +24,7 @@ pub use crate::compare::{
     VersionConflict, diff, diff_with, history_table, merge,
 };
 pub use crate::render::{Exporter, Finding, Format, findings, history_html, render, write_all};
+pub use crate::timings::timings_summary;
 
 /// Bumped whenever a field is added, removed or changes meaning.
 ///
@@ -56,10 +58,14 @@ pub use crate::render::{Exporter, Finding, Format, findings, history_html, rende
 /// does not own (`relay`: which fields it inferred, and how), and its cause may then be
 /// `encrypted-alert`. A reader of 4 would take such a record as the server's own, with every
 /// field observed, hence the bump. Files of 1 to 4 read unchanged.
-pub const SCHEMA_VERSION: u32 = 5;
+///
+/// 6: a trial says where its wall time went (`timings`), and the environment how much CPU the
+/// harness itself used (`harness_cpu`). A reader of 5 refuses unknown fields, hence the bump;
+/// files of 1 to 5 read unchanged, without either.
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Schema versions this harness reads.
-pub const READS_SCHEMA_VERSIONS: [u32; 5] = [1, 2, 3, 4, 5];
+pub const READS_SCHEMA_VERSIONS: [u32; 6] = [1, 2, 3, 4, 5, 6];
 
 /// One run: its environment and every requested cell.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -105,6 +111,68 @@ pub struct Environment {
     /// the run changes a browser setting.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scenario_knobs: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// CPU time of the harness process itself (its in-process servers included) and of the
+    /// processes it waited for, over the run; absent while the run is in progress (schema 6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harness_cpu: Option<CpuTime>,
+}
+
+/// CPU time used over a run, milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuTime {
+    /// Wall time the figures below were taken over.
+    pub wall_ms: u64,
+    /// The harness process: user time (its threads: runner, in-process TLS servers, relays,
+    /// NetLog parsing, compression).
+    pub user_ms: u64,
+    /// The harness process: system time.
+    pub system_ms: u64,
+    /// Children the harness reaped (drivers, server programs, certutil), user + system. Browsers
+    /// are their drivers' children and count only where a driver waited for them.
+    pub children_ms: u64,
+}
+
+/// Where one trial's wall time went, milliseconds, in the order the trial spends it (schema 6).
+/// The parts do not add up to `wall_ms` exactly: what is left is the runner's own bookkeeping
+/// between them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrialTimings {
+    /// Generating the certificate and writing its files.
+    pub certificate_ms: u64,
+    /// Starting the server (and the relay in front of it).
+    pub server_start_ms: u64,
+    /// The profile and HOME: folders, the NSS trust store, prefs.
+    pub profile_ms: u64,
+    /// Starting the WebDriver server until it answers.
+    pub driver_start_ms: u64,
+    /// Creating the WebDriver session (the browser starts) and trust set up through it.
+    pub session_start_ms: u64,
+    /// Per step, in order.
+    pub steps: Vec<StepTiming>,
+    /// Ending the WebDriver session and waiting for every browser process to exit.
+    pub session_close_ms: u64,
+    /// Stopping the server and collecting its records.
+    pub server_stop_ms: u64,
+    /// Writing the packet capture.
+    pub capture_ms: u64,
+    /// Reading and joining the browser's log (wall time, compression excluded).
+    pub client_log_ms: u64,
+    /// Compressing the browser's log.
+    pub compress_ms: u64,
+    /// CPU time of reading, joining and compressing the browser's log (its thread's own).
+    pub client_log_cpu_ms: u64,
+}
+
+/// One step's wall time: what the browser did, then the wait for the server to be quiet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepTiming {
+    /// The WebDriver command until it returned what the browser shows.
+    pub action_ms: u64,
+    /// The settle wait after it.
+    pub settle_ms: u64,
 }
 
 /// What a Chromium NetLog says about the browser itself.
@@ -408,6 +476,9 @@ pub struct TrialResult {
     /// run folder, when one was written. Left out when absent (within schema 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<String>,
+    /// Where the wall time went (schema 6); absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<TrialTimings>,
 }
 
 /// One step of one trial.

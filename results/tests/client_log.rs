@@ -46,6 +46,7 @@ fn trial(index: usize, log: Option<ClientLog>, problem: Option<&str>) -> TrialRe
         browser_peak_rss_kib: None,
         confirmation: false,
         capture: None,
+        timings: None,
     };
     t.apply_client_causes();
     t

@@ -82,6 +82,7 @@ fn cell_with(
                     browser_peak_rss_kib: None,
                     confirmation: confirm_from.is_some_and(|f| t + 1 >= f),
                     capture: None,
+                    timings: None,
                 }
             })
             .collect(),

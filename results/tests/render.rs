@@ -79,6 +79,7 @@ fn fixed() -> RunResults {
         browser_peak_rss_kib: Some(412_000),
         confirmation: false,
         capture: None,
+        timings: None,
         client_log: None,
         client_log_problem: None,
     };
@@ -153,6 +154,7 @@ fn fixed() -> RunResults {
             backends: BTreeMap::from([("mbedtls".into(), "Mbed TLS 3.6.6".into())]),
             chromium_netlog: None,
             scenario_knobs: BTreeMap::new(),
+            harness_cpu: None,
         },
         cells: vec![measured, error, unsupported],
         cells_requested: 3,
@@ -243,7 +245,7 @@ fn a_newer_schema_is_refused_with_a_clear_message() {
     std::fs::write(dir.path().join("matrix.json"), r#"{"schema_version": 99}"#).unwrap();
     let e = RunResults::read(dir.path()).unwrap_err().to_string();
     assert!(
-        e.contains("schema_version Some(99), this harness reads [1, 2, 3, 4, 5]"),
+        e.contains("schema_version Some(99), this harness reads [1, 2, 3, 4, 5, 6]"),
         "{e}"
     );
 }

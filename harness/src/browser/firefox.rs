@@ -94,6 +94,40 @@ impl Browser for Firefox {
         Some(profile.to_owned())
     }
 
+    fn profile_template_skips(&self) -> Option<&'static [&'static str]> {
+        // Firefox's first start in an empty profile takes seconds (databases, built-in add-ons,
+        // the start-up cache). What could carry a decision about a site or a connection from
+        // the template's start into a trial is left out, though the template visits no page:
+        // certificate exceptions, HSTS and client-certificate decisions, alternative
+        // services, permissions, storage, the HTTP cache, the session; and what a running
+        // Firefox holds (locks, its Marionette port) or a trial writes itself (user.js).
+        Some(&[
+            "lock",
+            ".parentlock",
+            "MarionetteActivePort",
+            "user.js",
+            "cert_override.txt",
+            "SiteSecurityServiceState.bin",
+            "SiteSecurityServiceState.txt",
+            "ClientAuthRememberList.bin",
+            "ClientAuthRememberList.txt",
+            "AlternateServices.bin",
+            "AlternateServices.txt",
+            "permissions.sqlite",
+            "content-prefs.sqlite",
+            "cookies.sqlite",
+            "storage",
+            "cache2",
+            "sessionstore.jsonlz4",
+            "sessionstore-backups",
+            "sessionCheckpoints.json",
+            "crashes",
+            "minidumps",
+            "datareporting",
+            "saved-telemetry-pings",
+        ])
+    }
+
     fn prepare_profile<'a>(
         &'a self,
         plan: &'a SessionPlan<'a>,

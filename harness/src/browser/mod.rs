@@ -26,9 +26,11 @@ use crate::target::Steering;
 mod build;
 mod chromium;
 mod firefox;
+mod template;
 mod webkit;
 
 pub use self::build::{BrowserBuild, Label};
+pub use self::template::ProfileTemplates;
 
 /// Where a browser that can writes its TLS key log (NSS format) in the trial's folder.
 pub const BROWSER_KEY_LOG: &str = "browser-keys.log";
@@ -174,6 +176,15 @@ pub trait Browser: Send + Sync {
     /// [`TrustMode::TrustedCa`] imports the trust anchor there. `None`: the browser reads no
     /// NSS database (its engine sets up `trusted-ca` in [`Browser::prepare_profile`]).
     fn nss_database(&self, home: &Path, profile: &Path) -> Option<PathBuf>;
+
+    /// `Some`: the engine's first start in an empty profile does work every start can reuse,
+    /// so a run makes a profile template once ([`ProfileTemplates`]) and copies it into each
+    /// trial's profile, less these files and folders (anything that could carry a decision
+    /// about a site or a connection, and the running browser's locks). `None` (the default):
+    /// every trial starts from an empty profile.
+    fn profile_template_skips(&self) -> Option<&'static [&'static str]> {
+        None
+    }
 
     /// Writes what the profile needs before the browser starts (prefs from the knobs).
     fn prepare_profile<'a>(
@@ -436,6 +447,9 @@ pub struct SessionPlan<'a> {
     /// Any page that is not a warning or an error is the server's page (a target that serves
     /// its own page).
     pub any_page: bool,
+    /// A profile to copy into the trial's before anything else is written there
+    /// ([`ProfileTemplates`]); `None`: an empty profile.
+    pub profile_template: Option<&'a Path>,
 }
 
 /// A running browser with a WebDriver session.
@@ -453,6 +467,19 @@ pub struct BrowserSession {
     /// Any page that is neither a warning nor an error counts as the page (a server the user
     /// names serves its own, without the harness's title).
     any_page: bool,
+    /// How long each part of [`BrowserSession::start`] took.
+    started: StartTimings,
+}
+
+/// How long each part of starting a session took.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartTimings {
+    /// Folders, the NSS trust store, the engine's profile preparation.
+    pub profile: Duration,
+    /// The driver process until it answered.
+    pub driver: Duration,
+    /// The WebDriver session (the browser's start) and trust set up through it.
+    pub session: Duration,
 }
 
 async fn create_dir(dir: &Path) -> Result<(), BrowserError> {
@@ -529,9 +556,25 @@ return m ? m[1] : '';
 impl BrowserSession {
     /// Starts the driver and a WebDriver session for one trial.
     pub async fn start(plan: &SessionPlan<'_>) -> Result<Self, BrowserError> {
+        let mut clock = std::time::Instant::now();
+        let mut lap = || {
+            let now = std::time::Instant::now();
+            std::mem::replace(&mut clock, now).elapsed()
+        };
+        let mut started = StartTimings::default();
         let (home, profile) = home_and_profile(plan.dir);
         for d in [&home, &profile] {
             create_dir(d).await?;
+        }
+        if let Some(template) = plan.profile_template {
+            let (from, to) = (template.to_owned(), profile.clone());
+            tokio::task::spawn_blocking(move || template::copy_tree(&from, &to))
+                .await
+                .map_err(|e| BrowserError::Stuck(format!("copying the profile template: {e}")))?
+                .map_err(|source| BrowserError::Io {
+                    what: format!("copying the profile template {}", template.display()),
+                    source,
+                })?;
         }
         let engine = plan.kind.engine();
         let trust_store = engine.nss_database(&home, &profile);
@@ -539,6 +582,7 @@ impl BrowserSession {
             nss_database(&db, plan).await?;
         }
         engine.prepare_profile(plan, &profile).await?;
+        started.profile = lap();
 
         // A short TMPDIR of its own: Chromium's singleton socket path must fit in 108 bytes,
         // which a temporary folder inside a deep run folder does not.
@@ -583,6 +627,7 @@ impl BrowserSession {
             }
         };
 
+        started.driver = lap();
         let caps = capabilities(plan);
         let driver_url = format!("http://127.0.0.1:{port}");
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -599,7 +644,7 @@ impl BrowserSession {
             .await
             .map_err(cmd("session id"))?
             .unwrap_or_default();
-        let session = Self {
+        let mut session = Self {
             engine,
             client: Some(client),
             driver,
@@ -608,9 +653,16 @@ impl BrowserSession {
             _helpers: helpers,
             _tmp: tmp,
             any_page: plan.any_page,
+            started,
         };
         engine.session_started(session.client(), plan).await?;
+        session.started.session = lap();
         Ok(session)
+    }
+
+    /// How long each part of starting this session took.
+    pub fn start_timings(&self) -> StartTimings {
+        self.started
     }
 
     fn client(&self) -> &Client {
@@ -787,14 +839,18 @@ pub async fn read_error_page(client: &Client, title: String) -> Result<Shown, Br
 /// Compresses `path` to `path.gz` and removes the original; returns the new path. Engines keep
 /// their client logs this way.
 fn gzip(path: &Path) -> std::io::Result<PathBuf> {
-    let target = PathBuf::from(format!("{}.gz", path.display()));
-    let mut input = std::fs::File::open(path)?;
-    let mut encoder =
-        flate2::write::GzEncoder::new(std::fs::File::create(&target)?, flate2::Compression::fast());
-    std::io::copy(&mut input, &mut encoder)?;
-    encoder.finish()?;
-    std::fs::remove_file(path)?;
-    Ok(target)
+    crate::timing::compressing(|| {
+        let target = PathBuf::from(format!("{}.gz", path.display()));
+        let mut input = std::fs::File::open(path)?;
+        let mut encoder = flate2::write::GzEncoder::new(
+            std::fs::File::create(&target)?,
+            flate2::Compression::fast(),
+        );
+        std::io::copy(&mut input, &mut encoder)?;
+        encoder.finish()?;
+        std::fs::remove_file(path)?;
+        Ok(target)
+    })
 }
 
 #[cfg(test)]
@@ -825,6 +881,7 @@ mod tests {
             steering: None,
             tls_pin: None,
             any_page: false,
+            profile_template: None,
         })
     }
 

@@ -59,6 +59,10 @@ pub(super) struct DiffArgs {
     /// and flagged.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     quiet_ms: u64,
+    /// With `--confirm`: every measured trial starts its browser from an empty profile (see
+    /// `harness --help`).
+    #[arg(long)]
+    fresh_profiles: bool,
     #[command(flatten)]
     binaries: BinaryArgs,
 }
@@ -88,6 +92,7 @@ pub(super) async fn diff_runs(args: DiffArgs) -> Result<u8, Failure> {
             jobs: args.jobs.max(1),
             quiet: Duration::from_millis(args.quiet_ms),
             rule: results::Rule::default(),
+            profile_templates: !args.fresh_profiles,
         };
         let new_side = crate::confirm::Side {
             dir: folder(&new_path),

@@ -219,6 +219,7 @@ pub(super) fn environment(binaries: &Binaries) -> Environment {
         browsers: tool_versions(binaries),
         chromium_netlog: None,
         scenario_knobs: BTreeMap::new(),
+        harness_cpu: None,
         backends: BackendName::ALL
             .iter()
             .map(|b| (b.as_str().to_owned(), b.backend().library_version()))

@@ -34,6 +34,10 @@ pub(super) fn list(args: ListArgs) -> Result<u8, Failure> {
             f.description
         );
     }
+    println!("workloads (--matrix NAME):");
+    for w in crate::scenario::WORKLOADS {
+        println!("  {:<28} {}", w.name, w.description);
+    }
     println!("backends:");
     for b in BackendName::ALL {
         let backend = b.backend();

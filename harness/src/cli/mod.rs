@@ -111,6 +111,13 @@ enum Command {
         /// The run folder.
         run_dir: PathBuf,
     },
+    /// Where a run's time went: per browser, the median of each part of a trial (certificate,
+    /// server, driver, session start, each step's action and settle wait, close, logs) and its
+    /// share of the trials' wall time, and the harness's own CPU time (runs since schema 6).
+    Timings {
+        /// The run folder (or its matrix.json).
+        run_dir: PathBuf,
+    },
     /// The trend of every cell across runs (oldest first): terminal table and history.html.
     /// A labelled build's cells (`chromium@candidate`) are rows of their own.
     History {
@@ -186,6 +193,10 @@ pub fn main() -> ExitCode {
             Some(Command::Merge { runs, out }) => merge::merge_runs(&runs, &out),
             Some(Command::History { runs, html }) => history::history(&runs, html.as_deref()),
             Some(Command::RelayAccuracy { run_dir }) => relay_accuracy(&run_dir),
+            Some(Command::Timings { run_dir }) => {
+                print!("{}", results::timings_summary(&read_run(&run_dir)?));
+                Ok(0)
+            }
             None => run::run_matrix(cli.run).await,
         }
     });

@@ -20,8 +20,9 @@ use crate::target::{External, TargetName};
 
 #[derive(Debug, Args)]
 pub(super) struct RunArgs {
-    /// Scenarios to run: `all`, or names (file stems in the scenarios folder) separated by commas.
-    #[arg(long, value_name = "all|NAME[,NAME…]")]
+    /// Scenarios to run: `all`, names (file stems in the scenarios folder) separated by commas,
+    /// or a named fixed workload (`baseline-2026`: see `harness list`).
+    #[arg(long, value_name = "all|NAME[,NAME…]|WORKLOAD")]
     matrix: Option<String>,
     /// Only these backends: built-in (`rustls`, `openssl`, `mbedtls`) or server programs
     /// observed through the relay (`lighttpd-openssl`, `lighttpd-gnutls`, `lighttpd-wolfssl`,
@@ -55,6 +56,12 @@ pub(super) struct RunArgs {
     /// Keep each trial's browser profile and HOME (large) next to its logs.
     #[arg(long)]
     keep_profiles: bool,
+    /// Start every trial's browser from an empty profile. By default a run starts Firefox
+    /// once, closes it and copies that profile into each trial's (less certificate
+    /// exceptions, HSTS, alternative services, caches and other per-site state), which saves
+    /// Firefox's first-start work in every trial; the README ("Speed") shows the counts agree.
+    #[arg(long)]
+    fresh_profiles: bool,
     /// Serve every trial on this loopback port, e.g. to capture with `tcpdump -i lo port N`
     /// (needs `--jobs 1`). A port another program holds makes those trials `error`.
     #[arg(long, value_name = "PORT")]
@@ -88,6 +95,12 @@ pub(super) struct RunArgs {
     /// Trials per flagged cell when confirming.
     #[arg(long, default_value_t = crate::confirm::DEFAULT_CONFIRM_TRIALS)]
     confirm_trials: u32,
+    /// After the run, print where the trials' time went (per browser: certificate, server,
+    /// driver, session start, each step's action and settle wait, close, logs) and the
+    /// harness's own CPU time. Every run writes these figures into matrix.json; `harness
+    /// timings RUN` prints them for any run.
+    #[arg(long)]
+    timings: bool,
     #[command(flatten)]
     binaries: BinaryArgs,
 }
@@ -129,11 +142,21 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
             vec![std::sync::Arc::new(t)]
         }
     };
+    // A named workload pins its backends and browsers; the flags still narrow them.
+    let (mut backends, mut browsers) = (args.backend.clone(), args.browser.clone());
+    if let Some(w) = scenario::workload(matrix) {
+        if backends.is_empty() {
+            backends = w.backends.to_vec();
+        }
+        if browsers.is_empty() {
+            browsers = w.browsers.to_vec();
+        }
+    }
     let plan = RunPlan {
         external,
         scenarios,
-        backends: args.backend.clone(),
-        browsers: args.browser.clone(),
+        backends,
+        browsers,
         tls: args.tls.iter().map(|&t| t.into()).collect(),
         repeat: args.repeat,
         jobs: args.jobs.max(1),
@@ -144,6 +167,11 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
         server_port: args.server_port,
         only: None,
         relay: args.relay,
+        profile_templates: if args.fresh_profiles {
+            None
+        } else {
+            crate::confirm::new_templates()
+        },
     };
     if args.server_port.is_some() && plan.jobs > 1 {
         return Err(usage(anyhow::anyhow!(
@@ -209,6 +237,7 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
         .with_context(|| format!("{} is not writable", out.display()))
         .map_err(usage)?;
     let progress = Progress::new();
+    let cpu = crate::timing::CpuClock::now();
     let run_future = run(plan, results, &progress);
     tokio::pin!(run_future);
     let mut results = tokio::select! {
@@ -223,8 +252,12 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
     };
     progress.finish();
     results.environment.ended_at = Some(rfc3339_now());
+    results.environment.harness_cpu = Some(cpu.since());
     let written = results::write_all(&results, &out);
     println!("{}", results::render(&results, Format::Terminal));
+    if args.timings {
+        print!("{}", results::timings_summary(&results));
+    }
     if let Err(e) = written {
         // The table above is then the only complete copy; say so rather than lose it silently.
         eprintln!(
@@ -247,6 +280,7 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
                 jobs: args.jobs.max(1),
                 quiet: Duration::from_millis(args.quiet_ms),
                 rule: results::Rule::default(),
+                profile_templates: !args.fresh_profiles,
             };
             let c = crate::confirm::confirm(&mut b, None, &mut results, &side, &settings).await;
             problems = c.problems;

@@ -189,6 +189,7 @@ mod tests {
                 browser_peak_rss_kib: None,
                 confirmation: false,
                 capture: None,
+                timings: None,
             });
         }
         result.summarise();

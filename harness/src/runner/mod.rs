@@ -24,7 +24,7 @@ pub use self::events::{
     Subscriber,
 };
 pub use self::trial::SETTLE_CAP;
-use crate::browser::{BrowserBinaries, BrowserBuild, BrowserKind, Label};
+use crate::browser::{BrowserBinaries, BrowserBuild, BrowserKind, Label, ProfileTemplates};
 use crate::progress::Progress;
 use crate::scenario::Scenario;
 use crate::target::{Target, TargetName};
@@ -67,6 +67,10 @@ pub struct RunPlan {
     pub relay: RelayMode,
     /// `--target`: servers the user names, measured instead of the scenarios' backends.
     pub external: Vec<Arc<dyn Target>>,
+    /// Each trial's profile starts as a copy of one its browser made once in this run
+    /// ([`ProfileTemplates`]); `None`: every trial starts from an empty profile
+    /// (`--fresh-profiles`).
+    pub profile_templates: Option<Arc<ProfileTemplates>>,
 }
 
 /// How the built-in backends are reached.
@@ -418,6 +422,7 @@ mod tests {
             only: None,
             relay: RelayMode::Off,
             external: Vec::new(),
+            profile_templates: None,
         }
     }
 

@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use certs::CertBundle;
 use model::{Cause, ConnectionRecord, InferredField, Outcome, Step};
-use results::{ClientLog, StepWindow, TrialResult, attribute};
+use results::{ClientLog, StepTiming, StepWindow, TrialResult, TrialTimings, attribute};
 
 use super::client_log::client_log;
 use super::{Cell, RunPlan, now_us};
 use crate::browser::{BrowserSession, SessionPlan, Shown};
 use crate::target::{RunningTarget, TrialServer};
+use crate::timing::ms;
 
 /// Runs one trial; never panics or returns early without a result.
 pub(super) async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> TrialResult {
@@ -35,6 +36,7 @@ pub(super) async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> Tria
         client_log_problem: None,
         confirmation: false,
         capture: None,
+        timings: None,
     };
     // A hung browser must not hang the run: bound the whole trial.
     let budget =
@@ -46,6 +48,7 @@ pub(super) async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> Tria
             trial.browser_peak_rss_kib = out.peak_rss_kib;
             trial.client_log = out.client_log;
             trial.client_log_problem = out.client_log_problem;
+            trial.timings = Some(out.timings);
             trial.apply_client_causes();
         }
         Ok(Err(e)) => trial.error = Some(format!("{e:#}")),
@@ -91,16 +94,25 @@ struct TrialOutput {
     peak_rss_kib: Option<u64>,
     client_log: Option<ClientLog>,
     client_log_problem: Option<String>,
+    timings: TrialTimings,
 }
 
 async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<TrialOutput> {
     use anyhow::Context;
     let f = &cell.scenario.file;
+    let mut timings = TrialTimings::default();
+    let mut clock = Instant::now();
+    // The time since the last lap, in milliseconds.
+    let mut lap = move || {
+        let now = Instant::now();
+        ms(std::mem::replace(&mut clock, now).elapsed())
+    };
     tokio::fs::create_dir_all(dir)
         .await
         .with_context(|| format!("creating {}", dir.display()))?;
     let mut bundle = CertBundle::generate(f.cert)?;
     let mut files = bundle.write_to(&dir.join("certs"))?;
+    timings.certificate_ms = lap();
     let server = cell.target.start(&TrialServer {
         scenario: f,
         cert: &bundle,
@@ -108,6 +120,7 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         port: plan.server_port,
         dir,
     })?;
+    timings.server_start_ms = lap();
     let url = server.url(f.host);
     let steering = server.steering(f.host);
     // A target that serves its own certificate: pin and trust that one, not the trial's.
@@ -120,6 +133,15 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         files = bundle.write_to(&dir.join("certs"))?;
     }
     let binaries = cell.binaries(plan).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let template = match &plan.profile_templates {
+        Some(templates) => templates
+            .get(&cell.build(), binaries)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?,
+        None => None,
+    };
+    // The first trials of a build wait here while its template is made.
+    let template_ms = lap();
     let session_plan = SessionPlan {
         kind: cell.browser,
         binaries,
@@ -131,12 +153,24 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         steering: steering.as_ref(),
         tls_pin: server.browser_tls(),
         any_page: cell.target.own_certificate(),
+        profile_template: template.as_deref(),
     };
 
     let mut windows = Vec::new();
     let mut peak = None;
     let outcome: anyhow::Result<()> = async {
         let session = BrowserSession::start(&session_plan).await?;
+        let started = session.start_timings();
+        (
+            timings.profile_ms,
+            timings.driver_start_ms,
+            timings.session_start_ms,
+        ) = (
+            template_ms + ms(started.profile),
+            ms(started.driver),
+            ms(started.session),
+        );
+        lap();
         let steps = async {
             for step in &f.steps {
                 let started_at_us = now_us();
@@ -144,7 +178,12 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
                     Step::Visit | Step::Revisit => session.visit(&url).await?,
                     Step::Proceed => session.proceed().await?,
                 };
+                let action_ms = lap();
                 let settled = settle(server.as_ref(), plan.quiet).await;
+                timings.steps.push(StepTiming {
+                    action_ms,
+                    settle_ms: lap(),
+                });
                 windows.push(StepWindow {
                     action: (*step).into(),
                     page_shown: shown == Shown::Page,
@@ -162,14 +201,18 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         }
         .await;
         peak = session.peak_rss_kib();
+        lap();
         session.close().await;
+        timings.session_close_ms = lap();
         steps
     }
     .await;
+    lap();
     let recorder = server.capture();
     let stopped = tokio::task::spawn_blocking(move || server.stop())
         .await
         .context("stopping the server")?;
+    timings.server_stop_ms = lap();
     if let Some(recorder) = recorder {
         // The browser's own key log, where it wrote one, beside the server's.
         if let Ok(keys) = tokio::fs::read_to_string(dir.join(crate::browser::BROWSER_KEY_LOG)).await
@@ -194,6 +237,7 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
             "capture written"
         );
     }
+    timings.capture_ms = lap();
     let stopped_at_us = now_us();
     // Whatever was recorded is written, even when some connection was not: the file is where
     // a person looks to see what happened.
@@ -219,11 +263,17 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
     if let Some(why) = server_fault(cell.target.name(), &records) {
         anyhow::bail!(why);
     }
+    lap();
     let (client_log, client_log_problem) =
         match client_log(cell.browser, dir, &plan.out, records.clone()).await {
-            Ok(log) => (log, None),
+            Ok((log, cost)) => {
+                timings.compress_ms = ms(cost.compress);
+                timings.client_log_cpu_ms = ms(cost.cpu);
+                (log, None)
+            }
             Err(problem) => (None, Some(problem)),
         };
+    timings.client_log_ms = lap().saturating_sub(timings.compress_ms);
     let mut records = records;
     if let Some(log) = &client_log
         && causes_from_browser_log(&mut records, log) > 0
@@ -243,6 +293,7 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         peak_rss_kib: peak,
         client_log,
         client_log_problem,
+        timings,
     })
 }
 
