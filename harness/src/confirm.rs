@@ -47,18 +47,6 @@ pub struct Settings {
     pub profile_templates: bool,
 }
 
-/// A run's profile templates, or none (with a warning) where no temporary folder can be made:
-/// trials then start from empty profiles, which is slower and measures the same.
-pub fn new_templates() -> Option<std::sync::Arc<crate::browser::ProfileTemplates>> {
-    match crate::browser::ProfileTemplates::new() {
-        Ok(t) => Some(std::sync::Arc::new(t)),
-        Err(e) => {
-            tracing::warn!("no profile templates (a temporary folder: {e}); fresh profiles");
-            None
-        }
-    }
-}
-
 /// What confirmation did: the final diff and anything that went wrong on the way.
 pub struct Confirmed {
     /// The diff over all trials.
@@ -168,7 +156,10 @@ async fn measure_again(
         only: Some(keys.clone()),
         relay: crate::runner::RelayMode::Both,
         external: Vec::new(),
-        profile_templates: settings.profile_templates.then(new_templates).flatten(),
+        profile_templates: settings
+            .profile_templates
+            .then(crate::browser::ProfileTemplates::for_run)
+            .flatten(),
     };
     let sub = RunResults {
         schema_version: SCHEMA_VERSION,

@@ -967,3 +967,25 @@ fn timings_of_a_run_written_before_schema_6_say_why_there_are_none() {
     let o = harness(&["timings", "/nonexistent/run"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn a_workload_is_only_narrowed_by_the_flags() {
+    let out = tempfile::tempdir().unwrap();
+    let o = harness(&[
+        "--matrix",
+        "baseline-2026",
+        "--backend",
+        "nginx",
+        "--out",
+        out.path().join("run").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(
+            "the selection is empty: the workload baseline-2026 has the backends rustls, openssl, mbedtls and the browsers chromium, firefox"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.path().join("run").exists(), "nothing written");
+}

@@ -34,6 +34,18 @@ impl ProfileTemplates {
         })
     }
 
+    /// A run's templates, or none (with a warning) where no temporary folder can be made:
+    /// its trials then start from empty profiles, which is slower and measures the same.
+    pub fn for_run() -> Option<Arc<Self>> {
+        match Self::new() {
+            Ok(t) => Some(Arc::new(t)),
+            Err(e) => {
+                tracing::warn!("no profile templates (a temporary folder: {e}); empty profiles");
+                None
+            }
+        }
+    }
+
     /// The template profile of `build`, made the first time it is asked for (concurrent
     /// callers wait for the one making it). `Ok(None)`: its engine uses no template.
     /// `Err`: making it failed, and every trial of the build says why.

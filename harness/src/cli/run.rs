@@ -142,14 +142,27 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
             vec![std::sync::Arc::new(t)]
         }
     };
-    // A named workload pins its backends and browsers; the flags still narrow them.
+    // A named workload pins its backends and browsers; the flags only narrow them (a name
+    // outside the workload leaves the selection empty, which is refused below).
+    fn narrowed<T: Copy + PartialEq>(given: &[T], pinned: &[T]) -> Vec<T> {
+        pinned
+            .iter()
+            .copied()
+            .filter(|p| given.is_empty() || given.contains(p))
+            .collect()
+    }
     let (mut backends, mut browsers) = (args.backend.clone(), args.browser.clone());
     if let Some(w) = scenario::workload(matrix) {
-        if backends.is_empty() {
-            backends = w.backends.to_vec();
-        }
-        if browsers.is_empty() {
-            browsers = w.browsers.to_vec();
+        backends = narrowed(&backends, w.backends);
+        browsers = narrowed(&browsers, w.browsers);
+        if backends.is_empty() || browsers.is_empty() {
+            let names = |v: Vec<String>| v.join(", ");
+            return Err(usage(anyhow::anyhow!(
+                "the selection is empty: the workload {} has the backends {} and the browsers {}",
+                w.name,
+                names(w.backends.iter().map(ToString::to_string).collect()),
+                names(w.browsers.iter().map(ToString::to_string).collect()),
+            )));
         }
     }
     let plan = RunPlan {
@@ -170,7 +183,7 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
         profile_templates: if args.fresh_profiles {
             None
         } else {
-            crate::confirm::new_templates()
+            crate::browser::ProfileTemplates::for_run()
         },
     };
     if args.server_port.is_some() && plan.jobs > 1 {

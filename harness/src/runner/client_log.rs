@@ -10,10 +10,6 @@ use results::ClientLog;
 
 use crate::browser::BrowserKind;
 
-/// Reads the browser's own log of the trial, joins it to the server's records and keeps it
-/// compressed, as its engine does. A Chromium NetLog that is missing or cannot be read is the
-/// error, which the trial carries so that its cell shows it (its connections then have no cause
-/// at all).
 /// What reading the log cost, beside its wall time.
 pub(super) struct ReadingCost {
     /// Compressing the log.
@@ -22,6 +18,10 @@ pub(super) struct ReadingCost {
     pub(super) cpu: Duration,
 }
 
+/// Reads the browser's own log of the trial, joins it to the server's records and keeps it
+/// compressed, as its engine does. A Chromium NetLog that is missing or cannot be read is the
+/// error, which the trial carries so that its cell shows it (its connections then have no cause
+/// at all).
 pub(super) async fn client_log(
     browser: BrowserKind,
     dir: &Path,
