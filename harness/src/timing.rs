@@ -79,7 +79,6 @@ impl CpuClock {
     /// What was used between `self` and now.
     pub fn since(self) -> CpuTime {
         let now = Self::now();
-        let ms = |d: Duration| d.as_millis() as u64;
         CpuTime {
             wall_ms: ms(now.at - self.at),
             user_ms: ms(now.user.saturating_sub(self.user)),
@@ -92,6 +91,28 @@ impl CpuClock {
 /// Milliseconds of a duration, as the results write them.
 pub(crate) fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
+}
+
+/// A stopwatch read in laps: each [`Laps::lap`] is the time since the one before (or since
+/// the stopwatch started).
+pub(crate) struct Laps(Instant);
+
+impl Laps {
+    /// Starts now.
+    pub(crate) fn start() -> Self {
+        Self(Instant::now())
+    }
+
+    /// The time since the last lap, and a new lap starts.
+    pub(crate) fn lap(&mut self) -> Duration {
+        let now = Instant::now();
+        now - std::mem::replace(&mut self.0, now)
+    }
+
+    /// [`Laps::lap`] in milliseconds.
+    pub(crate) fn lap_ms(&mut self) -> u64 {
+        ms(self.lap())
+    }
 }
 
 #[cfg(test)]

@@ -556,11 +556,7 @@ return m ? m[1] : '';
 impl BrowserSession {
     /// Starts the driver and a WebDriver session for one trial.
     pub async fn start(plan: &SessionPlan<'_>) -> Result<Self, BrowserError> {
-        let mut clock = std::time::Instant::now();
-        let mut lap = || {
-            let now = std::time::Instant::now();
-            std::mem::replace(&mut clock, now).elapsed()
-        };
+        let mut laps = crate::timing::Laps::start();
         let mut started = StartTimings::default();
         let (home, profile) = home_and_profile(plan.dir);
         for d in [&home, &profile] {
@@ -582,7 +578,7 @@ impl BrowserSession {
             nss_database(&db, plan).await?;
         }
         engine.prepare_profile(plan, &profile).await?;
-        started.profile = lap();
+        started.profile = laps.lap();
 
         // A short TMPDIR of its own: Chromium's singleton socket path must fit in 108 bytes,
         // which a temporary folder inside a deep run folder does not.
@@ -627,7 +623,7 @@ impl BrowserSession {
             }
         };
 
-        started.driver = lap();
+        started.driver = laps.lap();
         let caps = capabilities(plan);
         let driver_url = format!("http://127.0.0.1:{port}");
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -656,7 +652,7 @@ impl BrowserSession {
             started,
         };
         engine.session_started(session.client(), plan).await?;
-        session.started.session = lap();
+        session.started.session = laps.lap();
         Ok(session)
     }
 

@@ -83,12 +83,13 @@ async fn make(
     binaries: &BrowserBinaries,
     dir: &Path,
 ) -> Result<PathBuf, BrowserError> {
-    let io = |what: String| move |source| BrowserError::Io { what, source };
-    let cert = CertBundle::generate(CertKind::SelfSigned)
-        .map_err(|e| BrowserError::Stuck(format!("a certificate for the template: {e}")))?;
+    let certificate = |e: &dyn std::fmt::Display| {
+        BrowserError::Stuck(format!("a certificate for the template: {e}"))
+    };
+    let cert = CertBundle::generate(CertKind::SelfSigned).map_err(|e| certificate(&e))?;
     let cert_files = cert
         .write_to(&dir.join("certs"))
-        .map_err(|e| BrowserError::Stuck(format!("a certificate for the template: {e}")))?;
+        .map_err(|e| certificate(&e))?;
     let knobs = Knobs::default();
     let plan = SessionPlan {
         kind: build.kind,
@@ -115,8 +116,11 @@ async fn make(
             std::fs::remove_file(&path)
         };
         match removed {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(io(format!("removing {}", path.display()))(e));
+            Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                return Err(BrowserError::Io {
+                    what: format!("removing {}", path.display()),
+                    source,
+                });
             }
             _ => {}
         }

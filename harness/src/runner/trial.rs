@@ -12,7 +12,7 @@ use super::client_log::client_log;
 use super::{Cell, RunPlan, now_us};
 use crate::browser::{BrowserSession, SessionPlan, Shown};
 use crate::target::{RunningTarget, TrialServer};
-use crate::timing::ms;
+use crate::timing::{Laps, ms};
 
 /// Runs one trial; never panics or returns early without a result.
 pub(super) async fn run_trial(plan: &RunPlan, cell: &Cell, index: usize) -> TrialResult {
@@ -101,18 +101,13 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
     use anyhow::Context;
     let f = &cell.scenario.file;
     let mut timings = TrialTimings::default();
-    let mut clock = Instant::now();
-    // The time since the last lap, in milliseconds.
-    let mut lap = move || {
-        let now = Instant::now();
-        ms(std::mem::replace(&mut clock, now).elapsed())
-    };
+    let mut laps = Laps::start();
     tokio::fs::create_dir_all(dir)
         .await
         .with_context(|| format!("creating {}", dir.display()))?;
     let mut bundle = CertBundle::generate(f.cert)?;
     let mut files = bundle.write_to(&dir.join("certs"))?;
-    timings.certificate_ms = lap();
+    timings.certificate_ms = laps.lap_ms();
     let server = cell.target.start(&TrialServer {
         scenario: f,
         cert: &bundle,
@@ -120,7 +115,7 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         port: plan.server_port,
         dir,
     })?;
-    timings.server_start_ms = lap();
+    timings.server_start_ms = laps.lap_ms();
     let url = server.url(f.host);
     let steering = server.steering(f.host);
     // A target that serves its own certificate: pin and trust that one, not the trial's.
@@ -141,7 +136,7 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         None => None,
     };
     // The first trials of a build wait here while its template is made.
-    let template_ms = lap();
+    let template_ms = laps.lap_ms();
     let session_plan = SessionPlan {
         kind: cell.browser,
         binaries,
@@ -170,7 +165,7 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
             ms(started.driver),
             ms(started.session),
         );
-        lap();
+        laps.lap();
         let steps = async {
             for step in &f.steps {
                 let started_at_us = now_us();
@@ -178,11 +173,11 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
                     Step::Visit | Step::Revisit => session.visit(&url).await?,
                     Step::Proceed => session.proceed().await?,
                 };
-                let action_ms = lap();
+                let action_ms = laps.lap_ms();
                 let settled = settle(server.as_ref(), plan.quiet).await;
                 timings.steps.push(StepTiming {
                     action_ms,
-                    settle_ms: lap(),
+                    settle_ms: laps.lap_ms(),
                 });
                 windows.push(StepWindow {
                     action: (*step).into(),
@@ -201,18 +196,18 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
         }
         .await;
         peak = session.peak_rss_kib();
-        lap();
+        laps.lap();
         session.close().await;
-        timings.session_close_ms = lap();
+        timings.session_close_ms = laps.lap_ms();
         steps
     }
     .await;
-    lap();
+    laps.lap();
     let recorder = server.capture();
     let stopped = tokio::task::spawn_blocking(move || server.stop())
         .await
         .context("stopping the server")?;
-    timings.server_stop_ms = lap();
+    timings.server_stop_ms = laps.lap_ms();
     if let Some(recorder) = recorder {
         // The browser's own key log, where it wrote one, beside the server's.
         if let Ok(keys) = tokio::fs::read_to_string(dir.join(crate::browser::BROWSER_KEY_LOG)).await
@@ -237,7 +232,7 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
             "capture written"
         );
     }
-    timings.capture_ms = lap();
+    timings.capture_ms = laps.lap_ms();
     let stopped_at_us = now_us();
     // Whatever was recorded is written, even when some connection was not: the file is where
     // a person looks to see what happened.
@@ -263,7 +258,7 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
     if let Some(why) = server_fault(cell.target.name(), &records) {
         anyhow::bail!(why);
     }
-    lap();
+    laps.lap();
     let (client_log, client_log_problem) =
         match client_log(cell.browser, dir, &plan.out, records.clone()).await {
             Ok((log, cost)) => {
@@ -273,7 +268,7 @@ async fn trial_body(plan: &RunPlan, cell: &Cell, dir: &Path) -> anyhow::Result<T
             }
             Err(problem) => (None, Some(problem)),
         };
-    timings.client_log_ms = lap().saturating_sub(timings.compress_ms);
+    timings.client_log_ms = laps.lap_ms().saturating_sub(timings.compress_ms);
     let mut records = records;
     if let Some(log) = &client_log
         && causes_from_browser_log(&mut records, log) > 0

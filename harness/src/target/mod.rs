@@ -133,6 +133,23 @@ pub struct Unrecorded {
     pub records: Vec<ConnectionRecord>,
 }
 
+impl Unrecorded {
+    /// `records` when nothing went unrecorded, else every reason in `problems` with them.
+    pub fn unless_any(
+        problems: Vec<String>,
+        records: Vec<ConnectionRecord>,
+    ) -> Result<Vec<ConnectionRecord>, Self> {
+        if problems.is_empty() {
+            Ok(records)
+        } else {
+            Err(Self {
+                reason: problems.join("; "),
+                records,
+            })
+        }
+    }
+}
+
 /// A target that could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("starting the {target} server: {cause}")]

@@ -167,13 +167,6 @@ impl RunningTarget for RunningRelayed {
                 tracing::warn!("writing {}: {e}", file.display());
             }
         }
-        if problems.is_empty() {
-            Ok(records)
-        } else {
-            Err(Unrecorded {
-                reason: problems.join("; "),
-                records,
-            })
-        }
+        Unrecorded::unless_any(problems, records)
     }
 }

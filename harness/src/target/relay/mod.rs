@@ -183,14 +183,7 @@ impl RunningRelay {
             records.push(r);
         }
         records.sort_by_key(|r| r.id);
-        if unreachable.is_empty() {
-            Ok(records)
-        } else {
-            Err(Unrecorded {
-                reason: unreachable.join("; "),
-                records,
-            })
-        }
+        Unrecorded::unless_any(unreachable, records)
     }
 
     fn shutdown(&mut self) {
