@@ -7,6 +7,8 @@
 //!   default `--quiet-ms` and none);
 //! - `BENCH_JOBS` — `0` skips the `--jobs 1` / `--jobs 2` comparison (default: measure it);
 //! - `BENCH_FIREFOX` — `0` skips the Firefox pairs (default: measure them when geckodriver is
+//!   installed);
+//! - `BENCH_REUSE` — `0` skips the browser-reuse ceiling (default: measure it, for every browser
 //!   installed).
 //!
 //! **The floor** is one trial's browser work with none of the harness's measurement: inside
@@ -32,6 +34,14 @@
 //! **Firefox's profile template** (the speed issue): the same one-visit trial with Firefox,
 //! interleaved from an empty profile (`--fresh-profiles`) and from the run's template (the
 //! default), one template made before the pairs as a run makes it once.
+//!
+//! **What browser reuse could save at most** (the speed issue): the CPU time and wall time of a
+//! trial's browser work — a new server, four visits to it — with a browser started and closed
+//! for every trial (as trials do), against one browser kept open for all of them, each trial in
+//! a new tab against a new server. CPU is this process's and every process it reaped: the
+//! harness is a child subreaper, so a browser's CPU counts once its session has ended. The
+//! machine is CPU-bound on the browsers in a run, so CPU per trial bounds how fast the fixed
+//! workload can go; no settle wait and no measurement are in either side.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -39,16 +49,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backends::BackendName;
-use certs::CertBundle;
+use certs::{CertBundle, CertFiles};
 use fantoccini::ClientBuilder;
 use harness::browser::{
-    self, BrowserBinaries, BrowserKind, ProfileTemplates, SessionPlan, binary_version,
+    self, BrowserBinaries, BrowserKind, BrowserSession, ProfileTemplates, SessionPlan,
+    binary_version,
 };
 use harness::process::{DriverProcess, free_port};
 use harness::progress::Progress;
 use harness::runner::{RelayMode, RunPlan, run};
 use harness::scenario::Scenario;
-use harness::target::{self, TrialServer};
+use harness::target::{self, RunningTarget, TrialServer};
+use harness::timing::CpuClock;
 use model::TlsVersion;
 use results::{Environment, RunResults, SCHEMA_VERSION, TrialResult};
 
@@ -65,14 +77,21 @@ fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
     (v[0], v[(v.len() - 1) / 2], v[v.len() - 1])
 }
 
-/// One floor trial in its own folder; seconds.
-async fn floor_trial(bins: &BrowserBinaries, scenario: &Scenario) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    let f = &scenario.file;
-    let start = Instant::now();
-    let bundle = CertBundle::generate(f.cert).unwrap();
+/// A trial's certificate, generated and written into `dir` as a trial does.
+fn certificate(scenario: &Scenario, dir: &Path) -> (CertBundle, CertFiles) {
+    let bundle = CertBundle::generate(scenario.file.cert).unwrap();
     let files = bundle.write_to(&dir.join("certs")).unwrap();
+    (bundle, files)
+}
+
+/// A trial's server: its certificate, and the rustls server started as a trial does
+/// ([`target::Target::start`]), in `dir`.
+fn start_server(
+    scenario: &Scenario,
+    dir: &Path,
+) -> (CertBundle, CertFiles, Box<dyn RunningTarget>) {
+    let f = &scenario.file;
+    let (bundle, files) = certificate(scenario, dir);
     let server = target::builtin(BackendName::Rustls)
         .start(&TrialServer {
             scenario: f,
@@ -82,25 +101,47 @@ async fn floor_trial(bins: &BrowserBinaries, scenario: &Scenario) -> f64 {
             dir,
         })
         .unwrap();
-    let url = server.url(f.host);
-    let plan = SessionPlan {
-        kind: BrowserKind::Chromium,
+    (bundle, files, server)
+}
+
+/// The session plan of a bench trial in `dir`.
+fn session_plan<'a>(
+    kind: BrowserKind,
+    bins: &'a BrowserBinaries,
+    scenario: &'a Scenario,
+    bundle: &'a CertBundle,
+    files: &'a CertFiles,
+    dir: &'a Path,
+) -> SessionPlan<'a> {
+    let f = &scenario.file;
+    SessionPlan {
+        kind,
         binaries: bins,
         trust: f.trust,
-        cert: &bundle,
-        cert_files: &files,
+        cert: bundle,
+        cert_files: files,
         knobs: &f.knobs,
         dir,
         steering: None,
         tls_pin: None,
         any_page: false,
         profile_template: None,
-    };
+    }
+}
+
+/// One floor trial in its own folder; seconds.
+async fn floor_trial(bins: &BrowserBinaries, scenario: &Scenario) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let start = Instant::now();
+    let (bundle, files, server) = start_server(scenario, dir);
+    let url = server.url(scenario.file.host);
+    let plan = session_plan(BrowserKind::Chromium, bins, scenario, &bundle, &files, dir);
     let (home, profile) = browser::home_and_profile(dir);
     for d in [&home, &profile] {
         std::fs::create_dir_all(d).unwrap();
     }
-    let tmp = tempfile::Builder::new().prefix("hm-").tempdir().unwrap();
+    let tmp = harness::scratch::folder("bench").unwrap();
     let port = free_port().unwrap();
     let command = browser::driver_command(&plan, port, tmp.path());
     let mut driver = DriverProcess::spawn(
@@ -315,10 +356,18 @@ fn main() {
             }
         }
         let firefox = std::env::var("BENCH_FIREFOX").map_or(true, |v| v != "0");
-        match BrowserBinaries::find(BrowserKind::Firefox, None, None) {
-            Ok(ff) if firefox => firefox_pairs(trials, &ff).await,
+        let firefox_bins = BrowserBinaries::find(BrowserKind::Firefox, None, None);
+        match &firefox_bins {
+            Ok(ff) if firefox => firefox_pairs(trials, ff).await,
             Ok(_) => {}
             Err(e) => println!("Firefox pairs skipped: {e}"),
+        }
+        if std::env::var("BENCH_REUSE").map_or(true, |v| v != "0") {
+            reuse_ceiling(BrowserKind::Chromium, &bins, trials, &scenario).await;
+            match &firefox_bins {
+                Ok(ff) => reuse_ceiling(BrowserKind::Firefox, ff, trials, &scenario).await,
+                Err(e) => println!("Firefox reuse ceiling skipped: {e}"),
+            }
         }
     });
 }
@@ -370,4 +419,109 @@ async fn firefox_pairs(trials: usize, bins: &BrowserBinaries) {
     );
     println!("  empty profile, medians: {}", parts(&a));
     println!("  template, medians: {}", parts(&b));
+}
+
+/// Visits in one trial of the reuse ceiling: the fixed workload's scenarios have three or four
+/// steps, each a navigation.
+const VISITS: usize = 4;
+
+/// One trial's browser work in an open session: a new server, [`VISITS`] visits, the server
+/// stopped.
+async fn visits(session: &BrowserSession, scenario: &Scenario) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, server) = start_server(scenario, dir.path());
+    let url = server.url(scenario.file.host);
+    for _ in 0..VISITS {
+        session.visit(&url).await.unwrap();
+    }
+    tokio::task::spawn_blocking(move || server.stop())
+        .await
+        .unwrap()
+        .expect("every connection recorded");
+}
+
+/// CPU seconds (this process and every process it reaped) and wall seconds since `clock`.
+fn used(clock: CpuClock) -> (f64, f64) {
+    let t = clock.since();
+    (
+        (t.user_ms + t.system_ms + t.children_ms) as f64 / 1000.0,
+        t.wall_ms as f64 / 1000.0,
+    )
+}
+
+/// A browser per trial against one browser for all trials: CPU and wall time per trial. Both
+/// start their sessions as trials do ([`BrowserSession::start`]: Firefox from the run's profile
+/// template, with the trial's prefs).
+async fn reuse_ceiling(
+    kind: BrowserKind,
+    bins: &BrowserBinaries,
+    trials: usize,
+    scenario: &Scenario,
+) {
+    let templates = ProfileTemplates::new().unwrap();
+    let template = templates
+        .get(&kind.into(), bins)
+        .await
+        .unwrap_or_else(|e| panic!("{kind:?}'s profile template: {e}"));
+    let session = |dir: &Path| {
+        let (bundle, files) = certificate(scenario, dir);
+        let dir = dir.to_owned();
+        let template = template.clone();
+        async move {
+            let plan = SessionPlan {
+                profile_template: template.as_deref(),
+                ..session_plan(kind, bins, scenario, &bundle, &files, &dir)
+            };
+            BrowserSession::start(&plan)
+                .await
+                .unwrap_or_else(|e| panic!("{kind:?}: {e}"))
+        }
+    };
+
+    let fresh = CpuClock::now();
+    for _ in 0..trials {
+        let dir = tempfile::tempdir().unwrap();
+        let s = session(dir.path()).await;
+        visits(&s, scenario).await;
+        s.close().await;
+    }
+    let (fresh_cpu, fresh_wall) = used(fresh);
+
+    let reused = CpuClock::now();
+    let dir = tempfile::tempdir().unwrap();
+    let s = session(dir.path()).await;
+    for i in 0..trials {
+        if i > 0 {
+            // A new tab for each trial and the last one closed: the least isolation reuse
+            // would need.
+            let tab = s.client().new_window(true).await.unwrap().handle;
+            s.client().close_window().await.unwrap();
+            s.client().switch_to_window(tab).await.unwrap();
+        }
+        visits(&s, scenario).await;
+    }
+    s.close().await;
+    let (reused_cpu, reused_wall) = used(reused);
+
+    let n = trials as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let workload = |cpu: f64| cpu / n * 306.0 / cores / 60.0;
+    println!(
+        "{kind:?}, {trials} trials of {VISITS} visits (rustls, TLS 1.3, accept-insecure, no settle wait):"
+    );
+    println!(
+        "  a browser per trial (as trials do): {:.2} s CPU, {:.2} s wall per trial",
+        fresh_cpu / n,
+        fresh_wall / n
+    );
+    println!(
+        "  one browser, a new tab and server per trial (its start and close counted once): {:.2} s CPU, {:.2} s wall per trial",
+        reused_cpu / n,
+        reused_wall / n
+    );
+    println!(
+        "  306 trials at that CPU need at least {:.1} min (a browser per trial) or {:.1} min (one browser) of this machine's {cores} cores",
+        workload(fresh_cpu),
+        workload(reused_cpu)
+    );
 }

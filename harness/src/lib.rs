@@ -9,7 +9,9 @@
 //! - [`runner`] turns scenarios into cells and trials, runs them in parallel, attributes the
 //!   target's connection records to steps, and tells its subscribers what happened;
 //! - [`confirm`] measures the cells a diff flags again (`--confirm`);
-//! - [`cli`] is the command line.
+//! - [`cli`] is the command line;
+//! - [`scratch`] names a run's temporary folders after their owner, and removes those a killed
+//!   run left.
 
 pub mod browser;
 pub mod cli;
@@ -19,5 +21,6 @@ pub mod process;
 pub mod progress;
 pub mod runner;
 pub mod scenario;
+pub mod scratch;
 pub mod target;
 pub mod timing;

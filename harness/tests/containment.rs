@@ -91,6 +91,7 @@ fn names(p: &BTreeMap<u32, (String, char)>) -> BTreeSet<&str> {
 #[test]
 fn a_harness_killed_with_sigkill_leaves_no_process_and_a_valid_partial_matrix() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut killed = Vec::new();
     // Mid-trial in each browser (the run does Chromium's cell first, then Firefox's); and
     // while a driver is still starting, before any browser.
     for moment in ["chromium mid-trial", "firefox mid-trial", "driver-starting"] {
@@ -118,6 +119,7 @@ fn a_harness_killed_with_sigkill_leaves_no_process_and_a_valid_partial_matrix() 
         // SAFETY: killing the harness we started.
         unsafe { libc::kill(harness as i32, libc::SIGKILL) };
         child.wait().unwrap();
+        killed.push(harness);
 
         // The kernel ends them; init reaps them. A dying process has no command line or
         // environment left to recognise it by, so this follows the pids seen before the kill,
@@ -155,6 +157,43 @@ fn a_harness_killed_with_sigkill_leaves_no_process_and_a_valid_partial_matrix() 
             "{stdout}"
         );
     }
+
+    // A killed run cannot remove its temporary folders (the profile templates, the trials'
+    // TMPDIRs); the next run does, and it need not start a browser for that.
+    let left_by = |pid: &u32| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("hm-{pid}."))
+            })
+            .map(|e| e.path())
+            .collect()
+    };
+    let leftovers: Vec<_> = killed.iter().flat_map(left_by).collect();
+    assert!(
+        !leftovers.is_empty(),
+        "the killed runs left temporary folders"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let next = shipped(
+        &out.path().join("run"),
+        &[
+            "--matrix",
+            "control-ignore-flag",
+            "--browser",
+            "firefox",
+            "--backend",
+            "rustls",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(next.status.success(), "{next:?}");
+    let kept: Vec<_> = leftovers.iter().filter(|p| p.exists()).collect();
+    assert!(kept.is_empty(), "the next run removed them: {kept:?}");
 }
 
 #[test]

@@ -582,13 +582,10 @@ impl BrowserSession {
 
         // A short TMPDIR of its own: Chromium's singleton socket path must fit in 108 bytes,
         // which a temporary folder inside a deep run folder does not.
-        let tmp = tempfile::Builder::new()
-            .prefix("hm-")
-            .tempdir()
-            .map_err(|source| BrowserError::Io {
-                what: "creating a temporary folder".into(),
-                source,
-            })?;
+        let tmp = crate::scratch::folder("trial").map_err(|source| BrowserError::Io {
+            what: "creating a temporary folder".into(),
+            source,
+        })?;
         let helpers = engine.session_helpers(plan, tmp.path())?;
         let mut attempt = 0;
         let (driver, port, log) = loop {
@@ -661,7 +658,9 @@ impl BrowserSession {
         self.started
     }
 
-    fn client(&self) -> &Client {
+    /// The session's WebDriver client, for what the steps do not cover (the benchmark opens
+    /// tabs with it).
+    pub fn client(&self) -> &Client {
         self.client.as_ref().expect("client lives until close")
     }
 

@@ -29,7 +29,7 @@ impl ProfileTemplates {
     /// Templates kept in a temporary folder of their own until the value is dropped.
     pub fn new() -> std::io::Result<Self> {
         Ok(Self {
-            dir: tempfile::Builder::new().prefix("hm-templates-").tempdir()?,
+            dir: crate::scratch::folder("templates")?,
             made: Mutex::new(BTreeMap::new()),
         })
     }
