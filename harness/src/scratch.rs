@@ -4,7 +4,9 @@
 //! folder is named after the process that owns it — `hm-<pid>.<start>-<what>-XXXXXX`, `<start>`
 //! the process's start time since boot, so that a reused pid does not pass for the owner — and
 //! every run begins by removing the folders whose owner is gone ([`sweep`]). Folders of
-//! another run still going are never touched.
+//! another run still going are never touched, as long as runs sharing a temporary folder also
+//! share a PID namespace (a container with its own PIDs needs its own `/tmp`, which
+//! `scripts/fresh-debian.sh` gives its root).
 
 use std::path::Path;
 use std::sync::OnceLock;
