@@ -12,7 +12,10 @@ a step ending after 500 ms without a new connection as in the harness. The serve
 Python's ssl (OpenSSL), TLS 1.3, closing after every response, and record every connection's
 fate. The first trial of each browser is the fresh one; the others are reused.
 
-    python3 scripts/reuse-experiment.py SESSIONS TRIALS_PER_SESSION
+    python3 scripts/reuse-experiment.py SESSIONS TRIALS_PER_SESSION [CHROMIUM_ARGUMENT ...]
+
+Arguments after the two numbers go to Chromium as they are (for example
+`--enable-features=LoadingPredictorLimitPreconnectSocketCount`).
 
 Prints one line per trial, `step:retries/failed/idle` per step, then the distribution of each
 figure for fresh and reused trials. Needs chromium, chromedriver and openssl on PATH; talks to
@@ -169,7 +172,7 @@ def trial(driver, url, address):
 
 
 def main():
-    sessions, trials = int(sys.argv[1]), int(sys.argv[2])
+    sessions, trials, extra = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
     tmp = tempfile.mkdtemp(prefix="reuse-experiment-")
     port_probe = socket.socket()
     port_probe.bind(("127.0.0.1", 0))
@@ -183,8 +186,9 @@ def main():
         time.sleep(0.5)
         for s in range(sessions):
             driver = WebDriver(f"http://127.0.0.1:{port}")
+            args = ARGS + extra + [f"--user-data-dir={tmp}/profile-{s}"]
             caps = {"browserName": "chrome", "pageLoadStrategy": "normal",
-                    "goog:chromeOptions": {"args": ARGS + [f"--user-data-dir={tmp}/profile-{s}"]}}
+                    "goog:chromeOptions": {"args": args}}
             session = driver("POST", "/session", {"capabilities": {"alwaysMatch": caps}})
             driver.base += "/session/" + session["sessionId"]
             for t in range(trials):
