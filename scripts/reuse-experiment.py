@@ -15,7 +15,10 @@ fate. The first trial of each browser is the fresh one; the others are reused.
     python3 scripts/reuse-experiment.py SESSIONS TRIALS_PER_SESSION [CHROMIUM_ARGUMENT ...]
 
 Arguments after the two numbers go to Chromium as they are (for example
-`--enable-features=LoadingPredictorLimitPreconnectSocketCount`).
+`--enable-features=LoadingPredictorLimitPreconnectSocketCount`). With `WARM_UP=1` in the
+environment, each browser first visits another address of its own (127.0.2.N) and stays on its
+warning page before its first trial, which then runs in that same tab ("warmed" instead of
+"fresh"): is the fresh trial's count a matter of the browser having just started?
 
 Prints one line per trial, `step:retries/failed/idle` per step, then the distribution of each
 figure for fresh and reused trials. Needs chromium, chromedriver and openssl on PATH; talks to
@@ -173,6 +176,7 @@ def trial(driver, url, address):
 
 def main():
     sessions, trials, extra = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+    warm_up = os.environ.get("WARM_UP") == "1"
     tmp = tempfile.mkdtemp(prefix="reuse-experiment-")
     port_probe = socket.socket()
     port_probe.bind(("127.0.0.1", 0))
@@ -191,6 +195,11 @@ def main():
                     "goog:chromeOptions": {"args": args}}
             session = driver("POST", "/session", {"capabilities": {"alwaysMatch": caps}})
             driver.base += "/session/" + session["sessionId"]
+            if warm_up:
+                address = f"127.0.2.{s + 1}"
+                start = time.time()
+                driver("POST", "/url", {"url": serve(address, tmp)})
+                settle(address, start)
             for t in range(trials):
                 n += 1
                 address = f"127.0.1.{n}"
@@ -200,7 +209,7 @@ def main():
                     driver("DELETE", "/window")
                     driver("POST", "/window", {"handle": tab})
                 figures = trial(driver, url, address)
-                kind = "fresh" if t == 0 else "reused"
+                kind = "reused" if t > 0 else "warmed" if warm_up else "fresh"
                 print(f"browser {s} trial {t} ({kind}) {address}: " + " ".join(
                     f"{step}:{r}/{f}/{i}" for step, (r, f, i) in zip(STEPS, figures)), flush=True)
                 for k, (step, (r, f, _)) in enumerate(zip(STEPS, figures)):
