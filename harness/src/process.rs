@@ -439,10 +439,19 @@ pub const MARK_PID: &str = "HM_HARNESS_PID";
 /// See [`MARK_PID`].
 pub const MARK_START: &str = "HM_HARNESS_START";
 
-fn own_start_time() -> String {
+/// This process's start time (see [`MARK_START`]); empty without `/proc`.
+pub(crate) fn own_start_time() -> String {
     stat(Path::new("/proc/self"))
         .map(|s| s.start_time)
         .unwrap_or_default()
+}
+
+/// Whether the harness that was process `pid`, started at `start_time`, is still running: the
+/// pair names one process for good, and a zombie has ended. What such a harness left (its
+/// processes, its temporary folders) is still its own.
+pub(crate) fn harness_running(pid: &str, start_time: &str) -> bool {
+    stat(&PathBuf::from(format!("/proc/{pid}")))
+        .is_some_and(|s| s.start_time == start_time && s.state != "Z")
 }
 
 /// Pids of the children tokio waits for (drivers, or their supervisors): `reap_orphans` must
@@ -684,9 +693,7 @@ pub fn stop_leftovers() -> Vec<String> {
         let (Some(harness), Some(started)) = (var(MARK_PID), var(MARK_START)) else {
             continue;
         };
-        let alive = stat(&PathBuf::from(format!("/proc/{harness}")))
-            .is_some_and(|s| s.start_time == started && s.state != "Z");
-        if alive {
+        if harness_running(&harness, &started) {
             continue; // a harness that is still running owns it
         }
         let name = stat(&dir).map(|s| s.comm).unwrap_or_default();

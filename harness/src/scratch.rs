@@ -3,13 +3,16 @@
 //! CI job's timeout) cannot, and every such run used to leave them behind for good. So each
 //! folder is named after the process that owns it — `hm-<pid>.<start>-<what>-XXXXXX`, `<start>`
 //! the process's start time since boot, so that a reused pid does not pass for the owner — and
-//! every run begins by removing the folders whose owner is gone ([`sweep`]). Folders of
-//! another run still going are never touched, as long as runs sharing a temporary folder also
-//! share a PID namespace (a container with its own PIDs needs its own `/tmp`, which
-//! `scripts/fresh-debian.sh` gives its root).
+//! every run begins by removing the folders whose owner is gone ([`sweep`], right after
+//! [`process::stop_leftovers`] has stopped the processes that could still write there, with the
+//! same test of whether a harness is running). Folders of another run still going are never
+//! touched, as long as runs sharing a temporary folder also share a PID namespace (a container
+//! with its own PIDs needs its own `/tmp`, which `scripts/fresh-debian.sh` gives its root).
 
 use std::path::Path;
 use std::sync::OnceLock;
+
+use crate::process;
 
 /// A new temporary folder of this process for `what` (a short word: `trial`, `templates`).
 pub fn folder(what: &str) -> std::io::Result<tempfile::TempDir> {
@@ -26,19 +29,7 @@ pub fn sweep() -> usize {
 /// `<pid>.<start>` of this process.
 fn owner() -> &'static str {
     static OWNER: OnceLock<String> = OnceLock::new();
-    OWNER.get_or_init(|| {
-        let pid = std::process::id();
-        format!("{pid}.{}", start_time(pid).unwrap_or(0))
-    })
-}
-
-/// When process `pid` started, in clock ticks since boot (`/proc/<pid>/stat`, field 22), or
-/// `None` when there is no such process.
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    OWNER.get_or_init(|| format!("{}.{}", std::process::id(), process::own_start_time()))
 }
 
 /// The owner a folder's name gives: `hm-<pid>.<start>-…` → (pid, start).
@@ -50,7 +41,7 @@ fn owner_of(name: &str) -> Option<(u32, u64)> {
 
 fn sweep_in(tmp: &Path) -> usize {
     // Without /proc no owner can be checked, and a live run's folders would look orphaned.
-    if start_time(std::process::id()).is_none() {
+    if process::own_start_time().is_empty() {
         return 0;
     }
     let Ok(entries) = std::fs::read_dir(tmp) else {
@@ -62,7 +53,8 @@ fn sweep_in(tmp: &Path) -> usize {
         let Some((pid, start)) = name.to_str().and_then(owner_of) else {
             continue;
         };
-        if start_time(pid) == Some(start) || !entry.path().is_dir() {
+        if process::harness_running(&pid.to_string(), &start.to_string()) || !entry.path().is_dir()
+        {
             continue;
         }
         match std::fs::remove_dir_all(entry.path()) {
@@ -87,14 +79,12 @@ mod tests {
     #[test]
     fn a_folder_whose_owner_is_gone_is_removed_and_a_live_one_is_kept() {
         let tmp = tempfile::tempdir().unwrap();
-        // A process that has ended: its pid is free (or reused, with another start time).
+        // A process that has ended: its pid is free (or reused, by a process that started
+        // later than the first clock tick).
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let gone_pid = child.id();
-        let gone_start = start_time(gone_pid).unwrap_or(1);
         child.wait().unwrap();
-        let dead = tmp
-            .path()
-            .join(format!("hm-{gone_pid}.{gone_start}-trial-abc123"));
+        let dead = tmp.path().join(format!("hm-{gone_pid}.1-trial-abc123"));
         let live = tmp.path().join(format!("hm-{}-templates-def456", owner()));
         // A folder of the scheme before this one, and someone else's: no owner to check.
         let old = tmp.path().join("hm-Xy12Zq");
@@ -114,7 +104,7 @@ mod tests {
         let name = dir.path().file_name().unwrap().to_str().unwrap().to_owned();
         let (pid, start) = owner_of(&name).unwrap();
         assert_eq!(pid, std::process::id());
-        assert_eq!(Some(start), start_time(pid));
+        assert_eq!(start.to_string(), process::own_start_time());
         assert!(name.contains("-trial-"));
     }
 }

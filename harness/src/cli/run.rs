@@ -221,6 +221,8 @@ pub(super) async fn run_matrix(args: RunArgs) -> Result<u8, Failure> {
             leftovers.join(", ")
         );
     }
+    // Only now that no leftover process can still be writing in them.
+    crate::scratch::sweep();
     for (build, b) in &binaries {
         if let Err(e) = b {
             eprintln!("warning: {build} cells will be `error`: {e}");

@@ -270,7 +270,6 @@ pub async fn run_with(
     mut results: RunResults,
     subscribers: &mut [Box<dyn Subscriber + '_>],
 ) -> RunResults {
-    crate::scratch::sweep();
     let cells = cells(&plan);
     results.cells_requested = cells.len();
     record_knob_settings(&cells, &mut results);
