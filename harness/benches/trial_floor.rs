@@ -42,6 +42,12 @@
 //! harness is a child subreaper, so a browser's CPU counts once its session has ended. The
 //! machine is CPU-bound on the browsers in a run, so CPU per trial bounds how fast the fixed
 //! workload can go; no settle wait and no measurement are in either side.
+//!
+//! **The fixed workload's floor**: those CPU figures times each browser's trials in
+//! `--matrix baseline-2026` (counted from the shipped scenarios as a run counts them), over the
+//! machine's cores — the least wall time any schedule could reach, for the browsers' starts and
+//! closes alone with a browser per trial (DESIGN's trial: a fresh browser session), for their
+//! whole work, and for one browser per engine.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -57,8 +63,8 @@ use harness::browser::{
 };
 use harness::process::{DriverProcess, free_port};
 use harness::progress::Progress;
-use harness::runner::{RelayMode, RunPlan, run};
-use harness::scenario::Scenario;
+use harness::runner::{RelayMode, RunPlan, cells, precheck, run};
+use harness::scenario::{self, Scenario};
 use harness::target::{self, RunningTarget, TrialServer};
 use harness::timing::CpuClock;
 use model::TlsVersion;
@@ -363,10 +369,20 @@ fn main() {
             Err(e) => println!("Firefox pairs skipped: {e}"),
         }
         if std::env::var("BENCH_REUSE").map_or(true, |v| v != "0") {
-            reuse_ceiling(BrowserKind::Chromium, &bins, trials, &scenario).await;
+            let mut cpu = vec![(
+                BrowserKind::Chromium,
+                reuse_ceiling(BrowserKind::Chromium, &bins, trials, &scenario).await,
+            )];
             match &firefox_bins {
-                Ok(ff) => reuse_ceiling(BrowserKind::Firefox, ff, trials, &scenario).await,
+                Ok(ff) => cpu.push((
+                    BrowserKind::Firefox,
+                    reuse_ceiling(BrowserKind::Firefox, ff, trials, &scenario).await,
+                )),
                 Err(e) => println!("Firefox reuse ceiling skipped: {e}"),
+            }
+            match &firefox_bins {
+                Ok(ff) => workload_floor(&cpu, &bins, ff),
+                Err(_) => println!("fixed workload's floor skipped: it needs Firefox"),
             }
         }
     });
@@ -449,6 +465,13 @@ fn used(clock: CpuClock) -> (f64, f64) {
     )
 }
 
+/// CPU seconds per trial of the reuse ceiling: a browser per trial, and one browser.
+#[derive(Clone, Copy)]
+struct CeilingCpu {
+    fresh: f64,
+    reused: f64,
+}
+
 /// A browser per trial against one browser for all trials: CPU and wall time per trial. Both
 /// start their sessions as trials do ([`BrowserSession::start`]: Firefox from the run's profile
 /// template, with the trial's prefs).
@@ -457,7 +480,7 @@ async fn reuse_ceiling(
     bins: &BrowserBinaries,
     trials: usize,
     scenario: &Scenario,
-) {
+) -> CeilingCpu {
     let templates = ProfileTemplates::new().unwrap();
     let template = templates
         .get(&kind.into(), bins)
@@ -504,8 +527,6 @@ async fn reuse_ceiling(
     let (reused_cpu, reused_wall) = used(reused);
 
     let n = trials as f64;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let workload = |cpu: f64| cpu / n * 306.0 / cores / 60.0;
     println!(
         "{kind:?}, {trials} trials of {VISITS} visits (rustls, TLS 1.3, accept-insecure, no settle wait):"
     );
@@ -519,9 +540,91 @@ async fn reuse_ceiling(
         reused_cpu / n,
         reused_wall / n
     );
+    CeilingCpu {
+        fresh: fresh_cpu / n,
+        reused: reused_cpu / n,
+    }
+}
+
+/// The trials of each browser in the fixed workload (`--matrix baseline-2026`), counted from
+/// the shipped scenarios the way a run counts them: every cell the runner would not mark
+/// `unsupported` or `error`, at its scenario's `repeat`.
+fn workload_trials(
+    chromium: &BrowserBinaries,
+    firefox: &BrowserBinaries,
+) -> Vec<(BrowserKind, u32)> {
+    let workload = scenario::workload("baseline-2026").expect("the fixed workload");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let all = scenario::load_dir(&dir).unwrap_or_else(|e| panic!("{}: {e:?}", dir.display()));
+    let plan = RunPlan {
+        scenarios: scenario::select(all, workload.name).expect("its scenarios are shipped"),
+        backends: workload.backends.to_vec(),
+        browsers: workload.browsers.to_vec(),
+        tls: Vec::new(),
+        repeat: None,
+        jobs: 1,
+        out: std::env::temp_dir(),
+        binaries: vec![
+            (BrowserKind::Chromium.into(), Ok(chromium.clone())),
+            (BrowserKind::Firefox.into(), Ok(firefox.clone())),
+        ],
+        quiet: Duration::from_millis(500),
+        keep_profiles: false,
+        server_port: None,
+        only: None,
+        relay: RelayMode::Off,
+        external: Vec::new(),
+        profile_templates: None,
+    };
+    workload
+        .browsers
+        .iter()
+        .map(|&kind| {
+            let trials = cells(&plan)
+                .iter()
+                .filter(|c| c.browser == kind && precheck(c, &plan).is_none())
+                .map(|c| c.repeat)
+                .sum();
+            (kind, trials)
+        })
+        .collect()
+}
+
+/// What DESIGN's trial — a fresh browser session — costs the fixed workload at least, from the
+/// reuse ceiling's CPU per trial: the browsers' starts and closes alone (a browser per trial
+/// less one browser), and their whole work with no settle wait and no measurement. A run's
+/// wall time cannot be under CPU / cores, however it schedules its trials.
+fn workload_floor(
+    cpu: &[(BrowserKind, CeilingCpu)],
+    chromium: &BrowserBinaries,
+    firefox: &BrowserBinaries,
+) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let trials = workload_trials(chromium, firefox);
+    let (mut start_close, mut fresh, mut reused) = (0.0, 0.0, 0.0);
+    let mut counts = Vec::new();
+    for (kind, n) in &trials {
+        let Some((_, c)) = cpu.iter().find(|(k, _)| k == kind) else {
+            continue;
+        };
+        let n = f64::from(*n);
+        start_close += n * (c.fresh - c.reused);
+        fresh += n * c.fresh;
+        reused += n * c.reused;
+        counts.push(format!("{n} {kind:?}"));
+    }
+    let minutes = |cpu: f64| cpu / cores / 60.0;
     println!(
-        "  306 trials at that CPU need at least {:.1} min (a browser per trial) or {:.1} min (one browser) of this machine's {cores} cores",
-        workload(fresh_cpu),
-        workload(reused_cpu)
+        "fixed workload (baseline-2026: {} trials), at least, on this machine's {cores} cores:",
+        counts.join(" + ")
+    );
+    println!(
+        "  a browser per trial (DESIGN's trial): its starts and closes alone {:.1} min, its browsers' work {:.1} min",
+        minutes(start_close),
+        minutes(fresh)
+    );
+    println!(
+        "  one browser per browser engine (reuse): its browsers' work {:.1} min",
+        minutes(reused)
     );
 }

@@ -234,8 +234,9 @@ fn record_knob_settings(cells: &[Cell], results: &mut RunResults) {
     }
 }
 
-/// Why a cell is not run at all, if it is not.
-fn precheck(cell: &Cell, plan: &RunPlan) -> Option<CellStatus> {
+/// Why a cell is not run at all, if it is not: `unsupported` (a trust mode the browser lacks,
+/// a TLS version or serving policy the target lacks) or `error` (no target, no browser).
+pub fn precheck(cell: &Cell, plan: &RunPlan) -> Option<CellStatus> {
     if let Err(reason) = cell.browser.engine().supports(cell.scenario.file.trust) {
         return Some(CellStatus::Unsupported { reason });
     }
