@@ -1,17 +1,22 @@
 //! Checking a finished cell against what its scenario expects, and against the expectation
-//! every cell has: the page in every headline step of every trial.
+//! every cell has from its trust mode: the page in every headline step of every trial, or —
+//! where nothing accepts the certificate — the page in none.
 
+use model::TrustMode;
 use results::{CellResult, CellStatus};
 
 use super::Cell;
 
 /// Checks the expectations of a measured cell in every trial: first the page (every cell
-/// expects it), then the scenario's own that apply.
+/// expects it, or with trust `none` expects it nowhere), then the scenario's own that apply.
 pub(super) fn check_expectations(result: &mut CellResult, cell: &Cell) {
     if result.status != CellStatus::Measured {
         return;
     }
-    result.expectations.push(page_expectation(result));
+    result.expectations.push(match cell.scenario.file.trust {
+        TrustMode::None => no_page_expectation(result),
+        _ => page_expectation(result),
+    });
     for e in cell
         .scenario
         .file
@@ -62,6 +67,29 @@ fn page_expectation(result: &CellResult) -> results::ExpectationCheck {
             "the trust mode accepts the certificate, so every headline step must reach the page"
                 .into(),
         broken,
+    }
+}
+
+/// Trust `none`: nothing accepts the certificate, so the warning page is the end state (DESIGN)
+/// and a step that shows the page is a finding — the browser took an untrusted certificate.
+fn no_page_expectation(result: &CellResult) -> results::ExpectationCheck {
+    let shown: Vec<String> = result
+        .trials
+        .iter()
+        .flat_map(|t| {
+            t.steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.page_shown)
+                .map(move |(i, s)| format!("trial {} step {} ({})", t.index, i + 1, s.action))
+        })
+        .collect();
+    results::ExpectationCheck {
+        rule: "no trial shows the page".into(),
+        reason:
+            "nothing accepts the certificate (trust `none`), so the warning page is the end state"
+                .into(),
+        broken: (!shown.is_empty()).then(|| format!("the page was shown: {}", shown.join(", "))),
     }
 }
 
@@ -116,7 +144,7 @@ fn broken_by(e: &crate::scenario::Expectation, result: &CellResult) -> Option<St
 mod tests {
     use std::path::Path;
 
-    use model::{Cause, ConnectionRecord, Outcome, StepAction, TlsVersion};
+    use model::{Cause, ConnectionRecord, Outcome, TlsVersion};
     use results::{StepWindow, TrialResult, attribute};
 
     use super::*;
@@ -134,8 +162,17 @@ mod tests {
     type Steps<'a> = &'a [(bool, &'a [Outcome])];
 
     fn checked(expect: &str, trials: &[(Steps<'_>, &[Outcome])]) -> CellResult {
+        checked_with(
+            "trust = \"click-through\"\nsteps = [\"visit\", \"proceed\"]",
+            expect,
+            trials,
+        )
+    }
+
+    /// [`checked`] with its own `trust` and `steps` lines (`how`).
+    fn checked_with(how: &str, expect: &str, trials: &[(Steps<'_>, &[Outcome])]) -> CellResult {
         let text = format!(
-            "description = \"d\"\ncert = \"self-signed\"\ntrust = \"click-through\"\nconnection = \"close\"\nsteps = [\"visit\", \"proceed\"]\n{expect}"
+            "description = \"d\"\ncert = \"self-signed\"\nconnection = \"close\"\n{how}\n{expect}"
         );
         let scenario = Scenario::parse(Path::new("scenarios/x.toml"), &text).expect("valid");
         let cell = Cell {
@@ -153,7 +190,7 @@ mod tests {
             for (i, (page, outcomes)) in steps.iter().enumerate() {
                 let start = 1000 * i as u64;
                 windows.push(StepWindow {
-                    action: [StepAction::Visit, StepAction::Proceed][i],
+                    action: cell.scenario.file.steps[i].into(),
                     shown: if *page {
                         "page".into()
                     } else {
@@ -231,6 +268,25 @@ mod tests {
         let fine = checked("", &[(page, &[]), (page, &[])]);
         assert_eq!(fine.expectations.len(), 1);
         assert_eq!(fine.expectations[0].broken, None);
+    }
+
+    #[test]
+    fn with_trust_none_the_page_is_expected_nowhere() {
+        let alert = || Outcome::Rejected {
+            cause: Cause::alert(2, 46),
+        };
+        let warning: &[(bool, &[Outcome])] = &[(false, &[alert()]), (false, &[alert()])];
+        let page: &[(bool, &[Outcome])] = &[(false, &[alert()]), (true, &[alert()])];
+        let none = "trust = \"none\"\nsteps = [\"visit\", \"revisit\"]";
+        let clean = checked_with(none, "", &[(warning, &[]), (warning, &[])]);
+        assert_eq!(clean.expectations.len(), 1);
+        assert_eq!(clean.expectations[0].rule, "no trial shows the page");
+        assert_eq!(clean.expectations[0].broken, None);
+        let shown = checked_with(none, "", &[(warning, &[]), (page, &[])]);
+        assert_eq!(
+            shown.expectations[0].broken.as_deref(),
+            Some("the page was shown: trial 2 step 2 (revisit)")
+        );
     }
 
     #[test]
