@@ -195,21 +195,17 @@ async fn harness_run(
 ) -> (Vec<TrialResult>, f64) {
     let out = tempfile::tempdir().unwrap();
     let plan = RunPlan {
-        scenarios: vec![scenario()],
-        backends: vec![target::TargetName::Builtin(BackendName::Rustls)],
-        browsers: vec![how.kind],
         tls: vec![TLS],
         repeat: Some(trials),
         jobs,
         out: out.path().to_owned(),
-        binaries: vec![(how.kind.into(), Ok(how.bins.clone()))],
         quiet: Duration::from_millis(quiet_ms),
-        keep_profiles: false,
-        server_port: None,
-        only: None,
-        relay: RelayMode::Off,
-        external: Vec::new(),
         profile_templates: how.templates.clone(),
+        ..run_plan(
+            vec![scenario()],
+            vec![target::TargetName::Builtin(BackendName::Rustls)],
+            vec![(how.kind, how.bins)],
+        )
     };
     let empty = RunResults {
         schema_version: SCHEMA_VERSION,
@@ -226,6 +222,35 @@ async fn harness_run(
         }
     }
     (r.cells.into_iter().flat_map(|c| c.trials).collect(), wall)
+}
+
+/// A run of `scenarios` against `backends` with these browsers, every other choice a run's
+/// default (both TLS versions, each scenario's `repeat`, one job, no profile template).
+fn run_plan(
+    scenarios: Vec<Scenario>,
+    backends: Vec<target::TargetName>,
+    browsers: Vec<(BrowserKind, &BrowserBinaries)>,
+) -> RunPlan {
+    RunPlan {
+        scenarios,
+        backends,
+        browsers: browsers.iter().map(|(kind, _)| *kind).collect(),
+        tls: Vec::new(),
+        repeat: None,
+        jobs: 1,
+        out: std::env::temp_dir(),
+        binaries: browsers
+            .into_iter()
+            .map(|(kind, bins)| (kind.into(), Ok(bins.clone())))
+            .collect(),
+        quiet: Duration::from_millis(500),
+        keep_profiles: false,
+        server_port: None,
+        only: None,
+        relay: RelayMode::Off,
+        external: Vec::new(),
+        profile_templates: None,
+    }
 }
 
 /// A trial's wall time in seconds.
@@ -465,11 +490,26 @@ fn used(clock: CpuClock) -> (f64, f64) {
     )
 }
 
-/// CPU seconds per trial of the reuse ceiling: a browser per trial, and one browser.
+/// CPU seconds of the reuse ceiling, all its trials together: a browser per trial, and one
+/// browser for them all.
 #[derive(Clone, Copy)]
 struct CeilingCpu {
+    trials: usize,
     fresh: f64,
     reused: f64,
+}
+
+impl CeilingCpu {
+    /// One start and close of the browser: the fresh side has one per trial, the reused side
+    /// one in all, and both did the same visits. `None` from a single trial.
+    fn start_close(&self) -> Option<f64> {
+        (self.trials > 1).then(|| (self.fresh - self.reused) / (self.trials - 1) as f64)
+    }
+
+    /// One trial's visits, without a start or close.
+    fn visits(&self) -> Option<f64> {
+        Some((self.reused - self.start_close()?) / self.trials as f64)
+    }
 }
 
 /// A browser per trial against one browser for all trials: CPU and wall time per trial. Both
@@ -541,8 +581,9 @@ async fn reuse_ceiling(
         reused_wall / n
     );
     CeilingCpu {
-        fresh: fresh_cpu / n,
-        reused: reused_cpu / n,
+        trials,
+        fresh: fresh_cpu,
+        reused: reused_cpu,
     }
 }
 
@@ -556,26 +597,14 @@ fn workload_trials(
     let workload = scenario::workload("baseline-2026").expect("the fixed workload");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let all = scenario::load_dir(&dir).unwrap_or_else(|e| panic!("{}: {e:?}", dir.display()));
-    let plan = RunPlan {
-        scenarios: scenario::select(all, workload.name).expect("its scenarios are shipped"),
-        backends: workload.backends.to_vec(),
-        browsers: workload.browsers.to_vec(),
-        tls: Vec::new(),
-        repeat: None,
-        jobs: 1,
-        out: std::env::temp_dir(),
-        binaries: vec![
-            (BrowserKind::Chromium.into(), Ok(chromium.clone())),
-            (BrowserKind::Firefox.into(), Ok(firefox.clone())),
+    let plan = run_plan(
+        scenario::select(all, workload.name).expect("its scenarios are shipped"),
+        workload.backends.to_vec(),
+        vec![
+            (BrowserKind::Chromium, chromium),
+            (BrowserKind::Firefox, firefox),
         ],
-        quiet: Duration::from_millis(500),
-        keep_profiles: false,
-        server_port: None,
-        only: None,
-        relay: RelayMode::Off,
-        external: Vec::new(),
-        profile_templates: None,
-    };
+    );
     workload
         .browsers
         .iter()
@@ -591,26 +620,31 @@ fn workload_trials(
 }
 
 /// What DESIGN's trial — a fresh browser session — costs the fixed workload at least, from the
-/// reuse ceiling's CPU per trial: the browsers' starts and closes alone (a browser per trial
-/// less one browser), and their whole work with no settle wait and no measurement. A run's
-/// wall time cannot be under CPU / cores, however it schedules its trials.
+/// reuse ceiling's CPU ([`CeilingCpu::start_close`], [`CeilingCpu::visits`]): the browsers'
+/// starts and closes alone, and their whole work with no settle wait and no measurement; and
+/// the whole work of one browser per engine. A run's wall time cannot be under CPU / cores,
+/// however it schedules its trials.
 fn workload_floor(
     cpu: &[(BrowserKind, CeilingCpu)],
     chromium: &BrowserBinaries,
     firefox: &BrowserBinaries,
 ) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let trials = workload_trials(chromium, firefox);
     let (mut start_close, mut fresh, mut reused) = (0.0, 0.0, 0.0);
     let mut counts = Vec::new();
-    for (kind, n) in &trials {
-        let Some((_, c)) = cpu.iter().find(|(k, _)| k == kind) else {
+    for (kind, n) in workload_trials(chromium, firefox) {
+        let Some((_, c)) = cpu.iter().find(|(k, _)| *k == kind) else {
             continue;
         };
-        let n = f64::from(*n);
-        start_close += n * (c.fresh - c.reused);
-        fresh += n * c.fresh;
-        reused += n * c.reused;
+        let (Some(one_start_close), Some(visits)) = (c.start_close(), c.visits()) else {
+            println!("fixed workload's floor skipped: it needs BENCH_TRIALS of 2 or more");
+            return;
+        };
+        let n = f64::from(n);
+        start_close += n * one_start_close;
+        fresh += n * (visits + one_start_close);
+        // One browser per engine: its visits, and its one start and close.
+        reused += n * visits + one_start_close;
         counts.push(format!("{n} {kind:?}"));
     }
     let minutes = |cpu: f64| cpu / cores / 60.0;

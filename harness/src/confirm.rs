@@ -13,7 +13,7 @@ use std::time::Duration;
 use results::{CellKey, CellStatus, Diff, Rule, RunResults, SCHEMA_VERSION};
 
 use crate::progress::Progress;
-use crate::runner::{Binaries, RunPlan, run};
+use crate::runner::{Binaries, RunPlan, cells, run};
 use crate::scenario::Scenario;
 
 /// Trials per flagged cell by default. With a 3-trial baseline that cannot be measured again,
@@ -102,6 +102,35 @@ pub async fn confirm(
     }
 }
 
+/// The flagged cells the plan has no cell for, each as a problem: a cell that is not measured
+/// again must not pass for one that was and did not change. A missing scenario is reported
+/// once, by the caller; the usual other cause is a `--target` server, which confirmation does
+/// not start again (it starts the scenarios' own backends).
+fn not_measurable(plan: &RunPlan, keys: &BTreeSet<CellKey>, dir: &Path) -> Vec<String> {
+    let planned: BTreeSet<CellKey> = cells(plan).iter().map(|c| c.key()).collect();
+    keys.iter()
+        .filter(|k| !planned.contains(k))
+        .filter(|k| plan.scenarios.iter().any(|s| s.name == k.scenario))
+        .map(|k| {
+            // A built-in backend behind the relay is `<backend>+relay`.
+            let backend = k.backend.strip_suffix("+relay").unwrap_or(&k.backend);
+            let why = if backend.parse::<crate::target::TargetName>().is_err() {
+                format!(
+                    "`{}` is not a backend of the scenarios (a `--target` of the run?), and confirmation starts only theirs; measure it again with the run's `--target` and `--repeat`, then diff",
+                    k.backend
+                )
+            } else {
+                "the scenarios in the folder no longer have this backend, browser or TLS version"
+                    .to_owned()
+            };
+            format!(
+                "confirmation of {k} in {} was not measured: {why}",
+                dir.display()
+            )
+        })
+        .collect()
+}
+
 fn free_folder(dir: &Path) -> PathBuf {
     (1..)
         .map(|n| dir.join(format!("confirm-{n}")))
@@ -161,6 +190,7 @@ async fn measure_again(
             .then(crate::browser::ProfileTemplates::for_run)
             .flatten(),
     };
+    problems.extend(not_measurable(&plan, keys, &side.dir));
     let sub = RunResults {
         schema_version: SCHEMA_VERSION,
         environment: results.environment.clone(),
@@ -202,5 +232,71 @@ async fn measure_again(
             "confirmation: could not write {}: {e}",
             side.dir.display()
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(backend: &str, tls: &str) -> CellKey {
+        CellKey {
+            scenario: "report".into(),
+            backend: backend.into(),
+            browser: "chromium".into(),
+            label: None,
+            tls: tls.into(),
+        }
+    }
+
+    #[test]
+    fn a_flagged_cell_the_scenarios_cannot_run_again_is_a_problem_not_a_silent_pass() {
+        let scenario = Scenario::parse(
+            Path::new("scenarios/report.toml"),
+            "description = \"d\"\ncert = \"self-signed\"\ntrust = \"click-through\"\nconnection = \"close\"\nsteps = [\"visit\", \"proceed\"]\nbackends = [\"rustls\"]\ntls = [\"1.3\"]\n",
+        )
+        .unwrap();
+        let plan = RunPlan {
+            scenarios: vec![scenario],
+            backends: Vec::new(),
+            browsers: Vec::new(),
+            tls: Vec::new(),
+            repeat: Some(1),
+            jobs: 1,
+            out: PathBuf::from("/nonexistent"),
+            binaries: Vec::new(),
+            quiet: Duration::from_millis(500),
+            keep_profiles: false,
+            server_port: None,
+            only: None,
+            relay: crate::runner::RelayMode::Both,
+            external: Vec::new(),
+            profile_templates: None,
+        };
+        let keys: BTreeSet<CellKey> = [
+            key("rustls", "1.3"),
+            key("rustls+relay", "1.3"),
+            key("s_server", "1.3"),
+            key("rustls", "1.2"),
+            CellKey {
+                scenario: "gone".into(),
+                ..key("rustls", "1.3")
+            },
+        ]
+        .into();
+        let problems = not_measurable(&plan, &keys, Path::new("run"));
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(
+            problems.iter().any(|p| p.starts_with(
+                "confirmation of report / rustls / chromium / TLS 1.2 in run was not measured: the scenarios"
+            )),
+            "{problems:#?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("`s_server` is not a backend of the scenarios")),
+            "{problems:#?}"
+        );
     }
 }

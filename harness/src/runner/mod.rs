@@ -103,7 +103,7 @@ pub struct Cell {
 }
 
 impl Cell {
-    fn key(&self) -> CellKey {
+    pub(crate) fn key(&self) -> CellKey {
         CellKey {
             scenario: self.scenario.name.clone(),
             backend: self.target.name().into(),
