@@ -399,15 +399,16 @@ fn main() {
                 reuse_ceiling(BrowserKind::Chromium, &bins, trials, &scenario).await,
             )];
             match &firefox_bins {
-                Ok(ff) => cpu.push((
-                    BrowserKind::Firefox,
-                    reuse_ceiling(BrowserKind::Firefox, ff, trials, &scenario).await,
-                )),
-                Err(e) => println!("Firefox reuse ceiling skipped: {e}"),
-            }
-            match &firefox_bins {
-                Ok(ff) => workload_floor(&cpu, &bins, ff),
-                Err(_) => println!("fixed workload's floor skipped: it needs Firefox"),
+                Ok(ff) => {
+                    cpu.push((
+                        BrowserKind::Firefox,
+                        reuse_ceiling(BrowserKind::Firefox, ff, trials, &scenario).await,
+                    ));
+                    workload_floor(&cpu, &bins, ff);
+                }
+                Err(e) => println!(
+                    "Firefox reuse ceiling and the fixed workload's floor skipped: {e}"
+                ),
             }
         }
     });
@@ -605,13 +606,17 @@ fn workload_trials(
             (BrowserKind::Firefox, firefox),
         ],
     );
+    let runnable: Vec<_> = cells(&plan)
+        .into_iter()
+        .filter(|c| precheck(c, &plan).is_none())
+        .collect();
     workload
         .browsers
         .iter()
         .map(|&kind| {
-            let trials = cells(&plan)
+            let trials = runnable
                 .iter()
-                .filter(|c| c.browser == kind && precheck(c, &plan).is_none())
+                .filter(|c| c.browser == kind)
                 .map(|c| c.repeat)
                 .sum();
             (kind, trials)

@@ -112,8 +112,10 @@ fn not_measurable(plan: &RunPlan, keys: &BTreeSet<CellKey>, dir: &Path) -> Vec<S
         .filter(|k| !planned.contains(k))
         .filter(|k| plan.scenarios.iter().any(|s| s.name == k.scenario))
         .map(|k| {
-            // A built-in backend behind the relay is `<backend>+relay`.
-            let backend = k.backend.strip_suffix("+relay").unwrap_or(&k.backend);
+            let backend = k
+                .backend
+                .strip_suffix(crate::target::RELAY_SUFFIX)
+                .unwrap_or(&k.backend);
             let why = if backend.parse::<crate::target::TargetName>().is_err() {
                 format!(
                     "`{}` is not a backend of the scenarios (a `--target` of the run?), and confirmation starts only theirs; measure it again with the run's `--target` and `--repeat`, then diff",

@@ -27,7 +27,7 @@ use crate::scenario::{Host, ScenarioFile};
 pub use self::external::{External, Probe};
 pub use self::in_process::InProcess;
 pub use self::program::ServerProgram;
-pub use self::relayed::{Relayed, SERVER_RECORDS_FILE};
+pub use self::relayed::{RELAY_SUFFIX, Relayed, SERVER_RECORDS_FILE};
 
 /// A kind of server a cell can measure; [`Target::start`] gives each trial its own instance.
 pub trait Target: Send + Sync + fmt::Debug {

@@ -25,11 +25,14 @@ pub struct Relayed {
     inner_records: bool,
 }
 
+/// What a built-in backend's column name gets behind the relay: `rustls+relay`.
+pub const RELAY_SUFFIX: &str = "+relay";
+
 impl Relayed {
     /// A built-in backend behind the relay, to check the relay against it: its column is
     /// `<inner>+relay`, and the backend's own records are kept beside the relay's.
     pub fn new(inner: Arc<dyn Target>) -> Self {
-        let name = format!("{}+relay", inner.name());
+        let name = format!("{}{RELAY_SUFFIX}", inner.name());
         Self {
             inner,
             name,

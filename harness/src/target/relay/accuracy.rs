@@ -9,7 +9,7 @@ use std::path::Path;
 use model::{Cause, ConnectionRecord, Outcome};
 use results::{RunResults, StepWindow, attribute};
 
-use super::super::SERVER_RECORDS_FILE;
+use super::super::{RELAY_SUFFIX, SERVER_RECORDS_FILE};
 
 /// Agreement counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -115,7 +115,7 @@ pub fn accuracy(run_dir: &Path) -> anyhow::Result<Accuracy> {
     for cell in run
         .cells
         .iter()
-        .filter(|c| c.key.backend.ends_with("+relay"))
+        .filter(|c| c.key.backend.ends_with(RELAY_SUFFIX))
     {
         let tls = cell.key.tls.clone();
         for trial in cell.trials.iter().filter(|t| t.error.is_none()) {
